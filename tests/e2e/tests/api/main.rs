@@ -1,0 +1,7 @@
+//! End-to-end tests against the built `.wasm` components on spin-test-host.
+
+mod conformance;
+mod health;
+mod helpers;
+mod migrations;
+mod openapi;

@@ -1,0 +1,91 @@
+//! openapi.yaml must describe every route the manifest serves, and the app must serve it.
+
+use crate::helpers::*;
+use serde_json::Value;
+
+fn manifest_routes() -> Vec<String> {
+    let text = std::fs::read_to_string(workspace_root().join("spin.toml")).unwrap();
+    let manifest: toml::Table = toml::from_str(&text).unwrap();
+    manifest["trigger"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|trigger| trigger["route"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn document() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("openapi.yaml")).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+fn described_paths() -> Vec<String> {
+    document()["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn every_route_in_the_manifest_is_described() {
+    let paths = described_paths();
+    for route in manifest_routes() {
+        let described = match route.strip_suffix("/...") {
+            Some(prefix) => paths
+                .iter()
+                .any(|path| path == prefix || path.starts_with(&format!("{prefix}/"))),
+            None => paths.contains(&route),
+        };
+        assert!(described, "route {route} from spin.toml is missing from openapi.yaml");
+    }
+}
+
+#[test]
+fn every_described_path_is_routed_by_the_manifest() {
+    let routes = manifest_routes();
+    for path in described_paths() {
+        let routed = routes.iter().any(|route| match route.strip_suffix("/...") {
+            Some(prefix) => path == prefix || path.starts_with(&format!("{prefix}/")),
+            None => *route == path,
+        });
+        assert!(routed, "openapi.yaml describes {path}, which spin.toml does not route");
+    }
+}
+
+#[test]
+fn every_operation_documents_its_responses_and_request_examples() {
+    let document = document();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object();
+            assert!(
+                responses.is_some_and(|r| !r.is_empty()),
+                "{method} {path} lists no responses"
+            );
+            if let Some(body) = operation.get("requestBody") {
+                let json = &body["content"]["application/json"];
+                assert!(
+                    json.get("example").is_some() || json.get("examples").is_some(),
+                    "{method} {path} has a request body without an example"
+                );
+                let statuses = responses.unwrap();
+                for status in ["400", "413", "415", "422"] {
+                    assert!(
+                        statuses.contains_key(status),
+                        "{method} {path} takes JSON but does not document {status}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_description_is_served_as_json() {
+    let app = spawn_app().await;
+    let served = app.get("/openapi.json").await.expect(200).json();
+    assert_eq!(served, document());
+    assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
+}
