@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::db::Db;
 use crate::error::{ApiError, FieldError};
+use crate::kv::Kv;
 use crate::log::Event;
 
 pub type Request = spin_sdk::http::Request;
@@ -40,6 +41,7 @@ pub struct RequestCtx {
     pub user_id: Option<String>,
     pub(crate) events: Vec<Event>,
     db: Option<Db>,
+    kv: Option<Kv>,
 }
 
 impl RequestCtx {
@@ -65,6 +67,7 @@ impl RequestCtx {
             user_id: None,
             events: Vec::new(),
             db: None,
+            kv: None,
         }
     }
 
@@ -79,6 +82,32 @@ impl RequestCtx {
 
     pub(crate) fn take_db(&mut self) -> Option<Db> {
         self.db.take()
+    }
+
+    /// The request's key-value store, opened on first use.
+    pub async fn kv(&mut self) -> Result<&Kv, ApiError> {
+        if self.kv.is_none() {
+            self.kv = Some(Kv::open().await?);
+        }
+        Ok(self.kv.as_ref().expect("opened above"))
+    }
+
+    /// The client's address: the last value of `trusted_header` when the operator names one
+    /// (the value the nearest trusted proxy appended), otherwise the connection's peer as Spin
+    /// reports it in `spin-client-addr`.
+    pub fn client_address(&self, trusted_header: &str) -> Option<String> {
+        let from_header = (!trusted_header.is_empty())
+            .then(|| self.header(trusted_header))
+            .flatten()
+            .and_then(|value| value.rsplit(',').next())
+            .map(str::trim)
+            .filter(|value| !value.is_empty());
+        match from_header {
+            Some(address) => Some(address.to_owned()),
+            None => self
+                .header("spin-client-addr")
+                .map(|peer| strip_port(peer).to_owned()),
+        }
     }
 
     /// The path split on `/`, without empty segments: `/catalog/items/7` -> `[catalog, items, 7]`.
@@ -158,6 +187,19 @@ impl RequestCtx {
     /// Records a domain event for the log, written with this request's access entry.
     pub fn event(&mut self, event: Event) {
         self.events.push(event);
+    }
+}
+
+/// `203.0.113.9:5123` -> `203.0.113.9`, `[2001:db8::1]:443` -> `2001:db8::1`.
+fn strip_port(peer: &str) -> &str {
+    if let Some(rest) = peer.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match peer.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
+        _ => peer,
     }
 }
 
@@ -616,6 +658,13 @@ mod tests {
         assert!(!is_acceptable_request_id("has space"));
         assert!(!is_acceptable_request_id(&"a".repeat(200)));
         assert!(!is_acceptable_request_id("new\nline"));
+    }
+
+    #[test]
+    fn peer_addresses_lose_their_port() {
+        assert_eq!(strip_port("203.0.113.9:5123"), "203.0.113.9");
+        assert_eq!(strip_port("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(strip_port("2001:db8::1"), "2001:db8::1");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What every component of the app needs, written once: the error type and its HTTP mapping,
 //! the request pipeline, storage access with migrations, configuration, and logging.
 
+pub mod accounts;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -9,6 +11,7 @@ pub mod ids;
 pub mod kv;
 pub mod log;
 pub mod sql;
+pub mod throttle;
 pub mod time;
 
 pub use error::{ApiError, FieldError};

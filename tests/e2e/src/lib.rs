@@ -133,7 +133,8 @@ impl RunningHost {
         let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
             .await
             .context("spin-test-host did not start within 120 s")??;
-        let Some(base_url) = first.and_then(|line| line.strip_prefix("listening on ").map(str::to_owned))
+        let Some(base_url) =
+            first.and_then(|line| line.strip_prefix("listening on ").map(str::to_owned))
         else {
             let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             bail!("spin-test-host failed to start:\n{log}");
@@ -221,7 +222,12 @@ impl Reply {
     /// Asserts the status, showing the body when it differs.
     #[track_caller]
     pub fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
         self
     }
 
@@ -286,7 +292,9 @@ impl TestApp {
     /// Stops the host abruptly (SIGKILL) and starts a new one on the same state directory.
     pub async fn restart(&mut self) {
         self.host.kill().await;
-        self.host = RunningHost::start(&self.config).await.expect("host restarts");
+        self.host = RunningHost::start(&self.config)
+            .await
+            .expect("host restarts");
     }
 
     /// Polls `probe` until it returns `Some`, for effects that land just after a response

@@ -29,8 +29,16 @@ async fn requests_carry_the_spin_headers_and_an_absolute_uri() {
     assert_eq!(headers["spin-raw-component-route"], "/probe/...");
     assert_eq!(headers["spin-component-route"], "/probe");
     assert_eq!(headers["spin-base-path"], "/");
-    assert_eq!(headers["spin-full-url"], format!("{base}/probe/items/headers?x=1"));
-    assert!(headers["spin-client-addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(
+        headers["spin-full-url"],
+        format!("{base}/probe/items/headers?x=1")
+    );
+    assert!(
+        headers["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
     assert!(headers.get("connection").is_none());
     assert_eq!(body["uri"], format!("{base}/probe/items/headers?x=1"));
 }
@@ -39,9 +47,16 @@ async fn requests_carry_the_spin_headers_and_an_absolute_uri() {
 async fn exact_routes_win_and_the_longest_wildcard_prefix_wins() {
     let app = spawn_probe().await;
     let exact = app.get("/probe/exact/headers").await.expect(200).json();
-    assert_eq!(exact["headers"]["spin-component-route"], "/probe/exact/headers");
+    assert_eq!(
+        exact["headers"]["spin-component-route"],
+        "/probe/exact/headers"
+    );
     assert_eq!(exact["headers"]["spin-path-info"], "");
-    let wildcard = app.get("/probe/exact/other/headers").await.expect(200).json();
+    let wildcard = app
+        .get("/probe/exact/other/headers")
+        .await
+        .expect(200)
+        .json();
     assert_eq!(wildcard["headers"]["spin-component-route"], "/probe");
     let catch_all = app.get("/elsewhere/headers").await.expect(200).json();
     assert_eq!(catch_all["headers"]["spin-component-route"], "");
@@ -51,7 +66,10 @@ async fn exact_routes_win_and_the_longest_wildcard_prefix_wins() {
 #[tokio::test]
 async fn spin_well_known_health_answers() {
     let app = spawn_probe().await;
-    assert_eq!(app.get("/.well-known/spin/health").await.expect(200).text(), "OK");
+    assert_eq!(
+        app.get("/.well-known/spin/health").await.expect(200).text(),
+        "OK"
+    );
 }
 
 #[tokio::test]
@@ -66,7 +84,10 @@ async fn instances_are_reused_for_sequential_requests_up_to_the_limit() {
         InstanceReuse::Spin => {
             assert!(counts.iter().max().unwrap() <= &128, "{counts:?}");
             assert!(counts.contains(&100), "one instance served many requests");
-            assert!(counts[128..].contains(&1), "a new instance after 128: {counts:?}");
+            assert!(
+                counts[128..].contains(&1),
+                "a new instance after 128: {counts:?}"
+            );
         }
         InstanceReuse::Fresh => assert!(counts.iter().all(|&n| n == 1), "{counts:?}"),
     }
@@ -79,7 +100,11 @@ async fn one_instance_serves_several_requests_at_once() {
     let replies = futures::future::join_all(requests).await;
     let most_at_once = replies
         .into_iter()
-        .map(|reply| reply.expect(200).json()["in_flight_at_start"].as_u64().unwrap())
+        .map(|reply| {
+            reply.expect(200).json()["in_flight_at_start"]
+                .as_u64()
+                .unwrap()
+        })
         .max()
         .unwrap();
     match InstanceReuse::from_env() {
@@ -91,14 +116,28 @@ async fn one_instance_serves_several_requests_at_once() {
 #[tokio::test]
 async fn undeclared_stores_and_databases_are_refused_with_access_denied() {
     let app = spawn_probe().await;
-    let error = async |path: &str| app.get(path).await.json()["error"].as_str().unwrap().to_owned();
+    let error = async |path: &str| {
+        app.get(path).await.json()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(error("/bare/kv?label=default").await, "Error::AccessDenied");
-    assert_eq!(error("/bare/sqlite?label=default").await, "Error::AccessDenied");
+    assert_eq!(
+        error("/bare/sqlite?label=default").await,
+        "Error::AccessDenied"
+    );
     // Spin checks the grant before it checks whether the label exists.
     assert_eq!(error("/probe/kv?label=cache").await, "Error::AccessDenied");
-    assert_eq!(error("/probe/sqlite?label=other").await, "Error::AccessDenied");
+    assert_eq!(
+        error("/probe/sqlite?label=other").await,
+        "Error::AccessDenied"
+    );
     assert_eq!(app.get("/probe/kv?label=default").await.json()["ok"], true);
-    assert_eq!(app.get("/probe/sqlite?label=default").await.json()["ok"], true);
+    assert_eq!(
+        app.get("/probe/sqlite?label=default").await.json()["ok"],
+        true
+    );
 }
 
 #[tokio::test]
@@ -112,19 +151,40 @@ async fn sqlite_statement_errors_arrive_through_the_result_future() {
 #[tokio::test]
 async fn variables_resolve_from_templates_and_only_for_declaring_components() {
     let app = spawn_probe().await;
-    assert_eq!(app.get("/probe/variable?name=message").await.json()["value"], "hello, world!");
+    assert_eq!(
+        app.get("/probe/variable?name=message").await.json()["value"],
+        "hello, world!"
+    );
     let undeclared = app.get("/probe/variable?name=greeting").await.json();
-    assert!(undeclared["error"].as_str().unwrap().starts_with("Error::Undefined"));
+    assert!(
+        undeclared["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error::Undefined")
+    );
     let invalid = app.get("/probe/variable?name=Bad-Name").await.json();
-    assert!(invalid["error"].as_str().unwrap().starts_with("Error::InvalidName"));
+    assert!(
+        invalid["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error::InvalidName")
+    );
     let other_component = app.get("/bare/variable?name=message").await.json();
-    assert!(other_component["error"].as_str().unwrap().starts_with("Error::Undefined"));
+    assert!(
+        other_component["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error::Undefined")
+    );
 }
 
 #[tokio::test]
 async fn environment_variables_override_manifest_defaults() {
     let app = spawn_probe_with(|config| config.variable("greeting", "hi")).await;
-    assert_eq!(app.get("/probe/variable?name=message").await.json()["value"], "hi, world!");
+    assert_eq!(
+        app.get("/probe/variable?name=message").await.json()["value"],
+        "hi, world!"
+    );
 }
 
 #[tokio::test]
@@ -144,7 +204,10 @@ async fn outbound_http_is_denied() {
     let app = spawn_probe().await;
     let body = app.get("/probe/outbound").await.json();
     assert!(
-        body["error"].as_str().unwrap().contains("HttpRequestDenied"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
         "{body}"
     );
 }
@@ -154,7 +217,8 @@ async fn key_value_data_lives_in_spins_file_under_the_state_directory() {
     let mut app = spawn_probe().await;
     app.get("/probe/kv?label=default").await.expect(200);
     app.restart().await;
-    let connection = rusqlite::Connection::open(app.config.state_dir.join("sqlite_key_value.db")).unwrap();
+    let connection =
+        rusqlite::Connection::open(app.config.state_dir.join("sqlite_key_value.db")).unwrap();
     let value: Vec<u8> = connection
         .query_row(
             "SELECT value FROM spin_key_value WHERE store = 'default' AND key = 'probe'",

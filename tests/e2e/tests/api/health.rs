@@ -19,7 +19,10 @@ async fn health_passes_with_both_stores_and_the_current_schema() {
 async fn a_callers_request_id_is_echoed_and_otherwise_one_is_generated() {
     let app = spawn_app().await;
     let reply = app
-        .send(app.request(reqwest::Method::GET, "/health").header("x-request-id", "trace-42"))
+        .send(
+            app.request(reqwest::Method::GET, "/health")
+                .header("x-request-id", "trace-42"),
+        )
         .await;
     assert_eq!(reply.header("x-request-id"), Some("trace-42"));
 
@@ -28,7 +31,10 @@ async fn a_callers_request_id_is_echoed_and_otherwise_one_is_generated() {
     assert_eq!(id.len(), 36, "a UUID: {id}");
 
     let unsafe_id = app
-        .send(app.request(reqwest::Method::GET, "/health").header("x-request-id", "a b"))
+        .send(
+            app.request(reqwest::Method::GET, "/health")
+                .header("x-request-id", "a b"),
+        )
         .await;
     assert_ne!(unsafe_id.header("x-request-id"), Some("a b"));
 }
@@ -36,7 +42,9 @@ async fn a_callers_request_id_is_echoed_and_otherwise_one_is_generated() {
 #[tokio::test]
 async fn other_methods_get_405_with_allow() {
     let app = spawn_app().await;
-    let reply = app.send(app.request(reqwest::Method::POST, "/health")).await;
+    let reply = app
+        .send(app.request(reqwest::Method::POST, "/health"))
+        .await;
     assert_eq!(reply.header("allow"), Some("GET"));
     reply.problem(405);
 }
@@ -44,10 +52,14 @@ async fn other_methods_get_405_with_allow() {
 #[tokio::test]
 async fn health_is_503_when_the_key_value_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = edited_manifest(&workspace_root().join("spin.toml"), dir.path(), |manifest| {
-        let health = manifest["component"]["health"].as_table_mut().unwrap();
-        health.insert("key_value_stores".into(), toml::Value::Array(vec![]));
-    });
+    let manifest = edited_manifest(
+        &workspace_root().join("spin.toml"),
+        dir.path(),
+        |manifest| {
+            let health = manifest["component"]["health"].as_table_mut().unwrap();
+            health.insert("key_value_stores".into(), toml::Value::Array(vec![]));
+        },
+    );
     let app = spawn_app_with(|mut config| {
         config.manifest = manifest;
         config

@@ -54,9 +54,12 @@ async fn a_restart_keeps_the_data_and_does_not_migrate_again() {
     app.get("/health").await.expect(200);
     let before = applied_migrations(&app);
     let request_id = "before-restart-1";
-    app.send(app.request(reqwest::Method::GET, "/health").header("x-request-id", request_id))
-        .await
-        .expect(200);
+    app.send(
+        app.request(reqwest::Method::GET, "/health")
+            .header("x-request-id", request_id),
+    )
+    .await
+    .expect(200);
     app.eventually(|| async {
         let count: i64 = open_database(&app)
             .query_row(

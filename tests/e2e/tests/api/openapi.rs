@@ -38,7 +38,10 @@ fn every_route_in_the_manifest_is_described() {
                 .any(|path| path == prefix || path.starts_with(&format!("{prefix}/"))),
             None => paths.contains(&route),
         };
-        assert!(described, "route {route} from spin.toml is missing from openapi.yaml");
+        assert!(
+            described,
+            "route {route} from spin.toml is missing from openapi.yaml"
+        );
     }
 }
 
@@ -50,7 +53,10 @@ fn every_described_path_is_routed_by_the_manifest() {
             Some(prefix) => path == prefix || path.starts_with(&format!("{prefix}/")),
             None => *route == path,
         });
-        assert!(routed, "openapi.yaml describes {path}, which spin.toml does not route");
+        assert!(
+            routed,
+            "openapi.yaml describes {path}, which spin.toml does not route"
+        );
     }
 }
 
