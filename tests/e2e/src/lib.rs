@@ -14,6 +14,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// A password that passes every rule, for tests that are not about passwords.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -287,6 +290,41 @@ impl TestApp {
                 .json(body),
         )
         .await
+    }
+
+    /// Registers an account and returns the public user.
+    pub async fn register(&self, username: &str, password: &str) -> Value {
+        self.post_json(
+            "/auth/register",
+            &serde_json::json!({ "username": username, "password": password }),
+        )
+        .await
+        .expect(201)
+        .json()
+    }
+
+    /// Logs in and returns the whole 200 body.
+    pub async fn login_response(&self, username: &str, password: &str) -> Reply {
+        self.post_json(
+            "/auth/login",
+            &serde_json::json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        self.login_response(username, password).await.expect(200).json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers and logs in a new user; returns (user, token).
+    pub async fn signed_in_user(&self, username: &str) -> (Value, String) {
+        let user = self.register(username, PASSWORD).await;
+        let token = self.login(username, PASSWORD).await;
+        (user, token)
     }
 
     /// Stops the host abruptly (SIGKILL) and starts a new one on the same state directory.

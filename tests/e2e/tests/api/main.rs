@@ -1,7 +1,9 @@
 //! End-to-end tests against the built `.wasm` components on spin-test-host.
 
+mod accounts;
 mod conformance;
 mod health;
 mod helpers;
 mod migrations;
 mod openapi;
+mod tokens;
