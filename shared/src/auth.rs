@@ -104,16 +104,26 @@ pub async fn signing_secret(ctx: &mut RequestCtx) -> Result<Vec<u8>, ApiError> {
         }
         return Ok(configured.into_bytes());
     }
-    if let Some(secret) = ctx.kv().await?.get_raw(GENERATED_SECRET_KEY).await?
-        && secret.len() == SECRET_BYTES
-    {
+    // Once elected, the generated secret never changes: an instance may keep it.
+    thread_local! {
+        static GENERATED: std::cell::RefCell<Option<Vec<u8>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    if let Some(secret) = GENERATED.with(|cached| cached.borrow().clone()) {
         return Ok(secret);
     }
-    let secret = elect_generated_secret(ctx.db().await?).await?;
-    ctx.kv()
-        .await?
-        .set_raw(GENERATED_SECRET_KEY, &secret)
-        .await?;
+    let secret = match ctx.kv().await?.get_raw(GENERATED_SECRET_KEY).await? {
+        Some(secret) if secret.len() == SECRET_BYTES => secret,
+        _ => {
+            let secret = elect_generated_secret(&*ctx.db().await?).await?;
+            ctx.kv()
+                .await?
+                .set_raw(GENERATED_SECRET_KEY, &secret)
+                .await?;
+            secret
+        }
+    };
+    GENERATED.with(|cached| *cached.borrow_mut() = Some(secret.clone()));
     Ok(secret)
 }
 

@@ -1,6 +1,15 @@
 //! Access to Spin's SQLite database: opening it (with the schema brought up to date first),
 //! typed rows, transactions, and the embedded migrations from `migrations/`.
 //!
+//! Connections: under Spin every `open` is a new SQLite connection, and opening one (file,
+//! locks, schema parse) costs more than most queries. So each instance keeps one connection,
+//! [`Db::shared`], for single statements: reads see the latest commit at the moment they start,
+//! and autocommit writes commit at once, so nothing is cached but the handle. A transaction
+//! runs on a connection of its own ([`Db::transaction`]), so concurrent requests in the
+//! instance can never find their statements inside someone else's transaction. Because other
+//! requests interleave on the shared connection, callers use `RETURNING` rather than the
+//! connection's `changes()` / `last_insert_rowid()`.
+//!
 //! Durability choice: the database runs in WAL mode with `synchronous = NORMAL`. A commit is
 //! then a write into the WAL file without an fsync; the file is synced at checkpoints. That
 //! survives any crash of the server process (SIGKILL included: the data is in the operating
@@ -8,6 +17,8 @@
 //! loss can the last commits before the latest checkpoint be lost. Rollback-journal mode with
 //! full sync costs two to three fsyncs per commit and limits writers to a few hundred per second.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
@@ -198,8 +209,24 @@ pub struct Db {
     connection: Connection,
 }
 
+thread_local! {
+    /// This instance's connection for single statements.
+    static SHARED: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
+}
+
 impl Db {
-    /// Opens the default database, applying pending migrations first.
+    /// This instance's connection for single statements (opened and migrated on first use).
+    /// Never run BEGIN on it: use [`Db::transaction`].
+    pub async fn shared() -> Result<Rc<Self>, ApiError> {
+        if let Some(db) = SHARED.with(|shared| shared.borrow().clone()) {
+            return Ok(db);
+        }
+        let db = Rc::new(Self::open().await?);
+        SHARED.with(|shared| *shared.borrow_mut() = Some(db.clone()));
+        Ok(db)
+    }
+
+    /// A new connection to the default database, pending migrations applied first.
     pub async fn open() -> Result<Self, ApiError> {
         let db = Self::open_unmigrated().await?;
         ensure_schema(&db).await?;
@@ -240,24 +267,27 @@ impl Db {
         })
     }
 
-    /// Runs a statement that returns no rows; returns how many rows it changed.
+    /// Runs a statement for its effect. (To learn what it changed, add `RETURNING`.)
     pub async fn execute(
         &self,
         sql: &str,
         params: impl IntoIterator<Item = Value>,
-    ) -> Result<u64, DbError> {
-        self.query(sql, params).await?;
-        Ok(self.connection.changes().await)
+    ) -> Result<(), DbError> {
+        self.query(sql, params).await.map(drop)
     }
 
-    pub async fn last_insert_rowid(&self) -> i64 {
-        self.connection.last_insert_rowid().await
+    /// Runs `work` inside `BEGIN IMMEDIATE` ... `COMMIT` on a connection of its own, rolling
+    /// back if it fails. IMMEDIATE takes the write lock up front, so a read-then-write
+    /// transaction cannot fail half way with SQLITE_BUSY when another writer got there first.
+    pub async fn transaction<T, E>(work: impl AsyncFnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError> + From<ApiError>,
+    {
+        let db = Self::open().await?;
+        db.in_transaction(work).await
     }
 
-    /// Runs `work` inside `BEGIN IMMEDIATE` ... `COMMIT`, rolling back if it fails. IMMEDIATE
-    /// takes the write lock up front, so a read-then-write transaction cannot fail half way
-    /// with SQLITE_BUSY when another writer got there first.
-    pub async fn transaction<T, E>(
+    async fn in_transaction<T, E>(
         &self,
         work: impl AsyncFnOnce(&Db) -> Result<T, E>,
     ) -> Result<T, E>
@@ -320,7 +350,7 @@ async fn migrate(db: &Db) -> Result<(), ApiError> {
     // The journal mode belongs to the file and cannot change inside a transaction.
     let _ = db.query("PRAGMA journal_mode = WAL", []).await;
 
-    db.transaction(async |db: &Db| -> Result<(), ApiError> {
+    db.in_transaction(async |db: &Db| -> Result<(), ApiError> {
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    INTEGER PRIMARY KEY,

@@ -2,6 +2,7 @@
 //! handler, turn its result (or its [`ApiError`]) into a response, echo the request id, and
 //! record the access log entry.
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -40,7 +41,6 @@ pub struct RequestCtx {
     /// The authenticated user, once known, for the access log.
     pub user_id: Option<String>,
     pub(crate) events: Vec<Event>,
-    db: Option<Db>,
     kv: Option<Kv>,
 }
 
@@ -66,22 +66,13 @@ impl RequestCtx {
             route: None,
             user_id: None,
             events: Vec::new(),
-            db: None,
             kv: None,
         }
     }
 
-    /// The request's database connection, opened (and migrated) on first use; the log writer
-    /// reuses it after the response.
-    pub async fn db(&mut self) -> Result<&Db, ApiError> {
-        if self.db.is_none() {
-            self.db = Some(Db::open().await?);
-        }
-        Ok(self.db.as_ref().expect("opened above"))
-    }
-
-    pub(crate) fn take_db(&mut self) -> Option<Db> {
-        self.db.take()
+    /// The instance's connection for single statements (see [`Db::shared`]).
+    pub async fn db(&self) -> Result<Rc<Db>, ApiError> {
+        Db::shared().await
     }
 
     /// The request's key-value store, opened on first use.

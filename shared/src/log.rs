@@ -11,6 +11,8 @@
 //! batches (whenever an entry id crosses a multiple of [`SEAL_EVERY`], and before the logs
 //! are verified), so writers never contend for the chain head. See [`seal`].
 
+use std::cell::{Cell, RefCell};
+
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
@@ -258,8 +260,19 @@ pub fn internal_error(ctx: &RequestCtx, cause: &anyhow::Error) {
     );
 }
 
-/// Emits the request's entries to stderr now and stores them once the response is on its way.
-pub(crate) async fn finish_request(mut ctx: RequestCtx, status: StatusCode) {
+thread_local! {
+    /// Entries of this instance's finished requests waiting to be stored.
+    static PENDING: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// Whether a flush is already scheduled to pick up [`PENDING`].
+    static FLUSH_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long a flush waits for other requests of the instance to finish, so their entries
+/// share one INSERT (one commit) instead of one each.
+const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Emits the request's entries to stderr now; stores them once the response is on its way.
+pub(crate) async fn finish_request(ctx: RequestCtx, status: StatusCode) {
     let access_log = crate::config::flag("access_log").await.unwrap_or(true);
     let entries = entries_for(&ctx, status, access_log);
     if entries.is_empty() {
@@ -268,41 +281,49 @@ pub(crate) async fn finish_request(mut ctx: RequestCtx, status: StatusCode) {
     for entry in &entries {
         eprintln!("{}", entry.to_json_line());
     }
-    let db = ctx.take_db();
-    let store = async move {
-        if let Err(error) = store(db, entries).await {
-            eprintln!(
-                "{}",
-                json!({"level": "error", "event": "log.store_failed", "fields": {"error": error.to_string()}})
-            );
-        }
-    };
+    PENDING.with(|pending| pending.borrow_mut().extend(entries));
+    if FLUSH_SCHEDULED.with(|scheduled| scheduled.replace(true)) {
+        return;
+    }
     #[cfg(target_arch = "wasm32")]
-    spin_sdk::wit_bindgen::spawn(store);
+    spin_sdk::wit_bindgen::spawn(flush_pending());
     #[cfg(not(target_arch = "wasm32"))]
-    store.await;
+    flush_pending().await;
 }
 
-async fn store(db: Option<Db>, entries: Vec<Entry>) -> Result<(), crate::ApiError> {
-    let db = match db {
-        Some(db) => db,
-        None => Db::open().await?,
-    };
-    let count = entries.len() as i64;
+async fn flush_pending() {
+    #[cfg(target_arch = "wasm32")]
+    spin_sdk::time::sleep(FLUSH_DELAY).await;
+    let entries = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
+    FLUSH_SCHEDULED.with(|scheduled| scheduled.set(false));
+    if let Err(error) = store(entries).await {
+        eprintln!(
+            "{}",
+            json!({"level": "error", "event": "log.store_failed", "fields": {"error": error.to_string()}})
+        );
+    }
+}
+
+async fn store(entries: Vec<Entry>) -> Result<(), crate::ApiError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let db = Db::shared().await?;
     let row = format!("({})", vec!["?"; 12].join(", "));
     let sql = format!(
-        "INSERT INTO log_entries ({COLUMNS}) VALUES {}",
+        "INSERT INTO log_entries ({COLUMNS}) VALUES {} RETURNING id",
         vec![row.as_str(); entries.len()].join(", ")
     );
     let params: Vec<Param> = entries.into_iter().flat_map(Entry::params).collect();
-    db.execute(&sql, params).await?;
-    let last = db.last_insert_rowid().await;
-    let first = last - count + 1;
-    if (first..=last).any(|id| id % SEAL_EVERY == 0) {
+    let ids = db.query(&sql, params).await?;
+    let crosses_seal_point = ids
+        .iter()
+        .any(|row| row.get::<i64>("id").is_ok_and(|id| id % SEAL_EVERY == 0));
+    if crosses_seal_point {
         let retention_days = crate::config::parse::<i64>("log_retention_days", |d| *d > 0)
             .await
             .unwrap_or(30);
-        seal(&db, retention_days).await?;
+        seal(retention_days).await?;
     }
     Ok(())
 }
@@ -382,10 +403,10 @@ pub async fn read_entries(
 /// Hashes every unsealed entry into the chain (in batches, each its own transaction) and
 /// applies retention: entries older than `retention_days` are removed from the start of the
 /// chain, and the chain's anchor moves to the last removed entry so verification still holds.
-pub async fn seal(db: &Db, retention_days: i64) -> Result<ChainState, crate::ApiError> {
+pub async fn seal(retention_days: i64) -> Result<ChainState, crate::ApiError> {
     loop {
-        let (state, more) = db
-            .transaction(async |db: &Db| -> Result<(ChainState, bool), crate::ApiError> {
+        let (state, more) =
+            Db::transaction(async |db: &Db| -> Result<(ChainState, bool), crate::ApiError> {
                 let mut state = chain_state(db).await?;
                 let batch = read_entries(db, state.sealed_through, i64::MAX, SEAL_BATCH).await?;
                 let more = batch.len() as i64 == SEAL_BATCH;

@@ -1,9 +1,13 @@
 //! Login throttling per username and per client address, in fixed windows.
 //!
-//! Each attempt is reserved before the password is checked, with one atomic upsert that
-//! returns the new counts, so N concurrent guesses count as N: a parallel attack gets exactly
-//! the allowed number of tries. A successful login gives its reservation back (the username's
-//! counter is cleared, the client's is decremented), so only failures accumulate.
+//! Per username, each attempt is reserved before the password is checked, with one atomic
+//! upsert that returns the new count, so N concurrent guesses against one account count as N:
+//! a parallel attack gets exactly the allowed number of tries. A successful login clears the
+//! username's counter.
+//!
+//! Per client address only failures are counted (after they happen), so many people signing
+//! in at once from one address (an office behind NAT) are not throttled by their successes; a
+//! burst from one client can pass the client limit by at most the attempts it has in flight.
 
 use crate::db::{Db, Param};
 use crate::error::ApiError;
@@ -41,8 +45,26 @@ pub struct Throttled {
     pub retry_after_secs: u64,
 }
 
-/// Reserves one attempt for `username_key` and `client`; refuses it when either has used up
-/// its failures in the current window.
+/// The upsert that bumps a counter, restarting it when its window has passed, and returns it.
+/// In DO UPDATE every right-hand side sees the row as it was, so both columns test the same
+/// old window_start.
+const BUMP: &str = "INSERT INTO login_throttle (scope, subject, attempts, window_start)
+     VALUES (?1, ?2, 1, ?3)
+     ON CONFLICT (scope, subject) DO UPDATE SET
+         attempts = CASE WHEN window_start <= ?4 THEN 1 ELSE attempts + 1 END,
+         window_start = CASE WHEN window_start <= ?4 THEN excluded.window_start ELSE window_start END
+     RETURNING attempts, window_start";
+
+fn throttled(scope: &str, window_start: i64, window_ms: i64, now: i64) -> Throttled {
+    let remaining_ms = (window_start + window_ms - now).max(1_000);
+    Throttled {
+        scope: scope.to_owned(),
+        retry_after_secs: (remaining_ms as u64).div_ceil(1000),
+    }
+}
+
+/// Reserves one attempt for `username_key` and checks `client`'s failures; refuses the attempt
+/// when either has used up its allowance in the current window.
 pub async fn reserve_attempt(
     db: &Db,
     config: &ThrottleConfig,
@@ -51,72 +73,85 @@ pub async fn reserve_attempt(
 ) -> Result<Result<(), Throttled>, ApiError> {
     let now = crate::time::unix_millis();
     let window = config.window_seconds * 1000;
-    let expired_before = now - window;
-    let mut rows = vec![("user", username_key.to_owned())];
     if let Some(client) = client {
-        rows.push(("client", client.to_owned()));
-    }
-    let values = vec!["(?, ?, 1, ?)"; rows.len()].join(", ");
-    let mut params = Vec::new();
-    for (scope, subject) in &rows {
-        params.extend([
-            Param::Text((*scope).to_owned()),
-            Param::Text(subject.clone()),
-            Param::Integer(now),
-        ]);
-    }
-    params.push(Param::Integer(expired_before));
-    let n = params.len();
-    // In DO UPDATE every right-hand side sees the row as it was, so both columns test the
-    // same old window_start.
-    let sql = format!(
-        "INSERT INTO login_throttle (scope, subject, attempts, window_start) VALUES {values}
-         ON CONFLICT (scope, subject) DO UPDATE SET
-             attempts = CASE WHEN window_start <= ?{n} THEN 1 ELSE attempts + 1 END,
-             window_start = CASE WHEN window_start <= ?{n} THEN excluded.window_start ELSE window_start END
-         RETURNING scope, attempts, window_start"
-    );
-    let counts = db.query(&sql, params).await?;
-    for row in counts.iter() {
-        let scope: String = row.get("scope")?;
-        let attempts: i64 = row.get("attempts")?;
-        let window_start: i64 = row.get("window_start")?;
-        let limit = match scope.as_str() {
-            "user" => config.max_failures_per_user,
-            _ => config.max_failures_per_client,
-        };
-        if attempts > limit {
-            let remaining_ms = (window_start + window - now).max(1_000);
-            return Ok(Err(Throttled {
-                scope,
-                retry_after_secs: (remaining_ms as u64).div_ceil(1000),
-            }));
+        let rows = db
+            .query(
+                "SELECT attempts, window_start FROM login_throttle
+                 WHERE scope = 'client' AND subject = ? AND window_start > ?",
+                [Param::Text(client.to_owned()), Param::Integer(now - window)],
+            )
+            .await?;
+        if let Some(row) = rows.first()
+            && row.get::<i64>("attempts")? >= config.max_failures_per_client
+        {
+            return Ok(Err(throttled(
+                "client",
+                row.get("window_start")?,
+                window,
+                now,
+            )));
         }
+    }
+    let rows = db
+        .query(
+            BUMP,
+            [
+                Param::Text("user".into()),
+                Param::Text(username_key.to_owned()),
+                Param::Integer(now),
+                Param::Integer(now - window),
+            ],
+        )
+        .await?;
+    let row = rows.first().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("the throttle upsert returned nothing"))
+    })?;
+    if row.get::<i64>("attempts")? > config.max_failures_per_user {
+        return Ok(Err(throttled(
+            "user",
+            row.get("window_start")?,
+            window,
+            now,
+        )));
     }
     Ok(Ok(()))
 }
 
-/// A successful login: forget the username's failures, give the client its attempt back, and
-/// drop counters whose window has passed.
+/// A failed attempt: counts against the client (the username's was counted when reserved).
+pub async fn record_failure(
+    db: &Db,
+    config: &ThrottleConfig,
+    client: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(client) = client else {
+        return Ok(());
+    };
+    let now = crate::time::unix_millis();
+    db.execute(
+        BUMP,
+        [
+            Param::Text("client".into()),
+            Param::Text(client.to_owned()),
+            Param::Integer(now),
+            Param::Integer(now - config.window_seconds * 1000),
+        ],
+    )
+    .await
+    .map_err(Into::into)
+}
+
+/// A successful login: forget the username's failures, and drop counters whose window has
+/// passed.
 pub async fn release_after_success(
     db: &Db,
     config: &ThrottleConfig,
     username_key: &str,
-    client: Option<&str>,
 ) -> Result<(), ApiError> {
     db.execute(
         "DELETE FROM login_throttle WHERE scope = 'user' AND subject = ?",
         [Param::Text(username_key.to_owned())],
     )
     .await?;
-    if let Some(client) = client {
-        db.execute(
-            "UPDATE login_throttle SET attempts = max(attempts - 1, 0)
-             WHERE scope = 'client' AND subject = ?",
-            [Param::Text(client.to_owned())],
-        )
-        .await?;
-    }
     let expired_before = crate::time::unix_millis() - config.window_seconds * 1000;
     db.execute(
         "DELETE FROM login_throttle WHERE window_start <= ?",

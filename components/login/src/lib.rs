@@ -12,7 +12,7 @@ use shared::auth::{
 };
 use shared::db::Param;
 use shared::http::{as_str, method_not_allowed};
-use shared::throttle::{ThrottleConfig, release_after_success, reserve_attempt};
+use shared::throttle::{ThrottleConfig, record_failure, release_after_success, reserve_attempt};
 use shared::{ApiError, Event, Reply, RequestCtx};
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
@@ -60,7 +60,7 @@ async fn login(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     let secret = signing_secret(ctx).await?;
 
     let db = ctx.db().await?;
-    if let Err(throttled) = reserve_attempt(db, &throttle, &key, client.as_deref()).await? {
+    if let Err(throttled) = reserve_attempt(&db, &throttle, &key, client.as_deref()).await? {
         ctx.event(Event::warn(
             "login.throttled",
             json!({ "username": key, "client": client, "scope": throttled.scope }),
@@ -71,19 +71,20 @@ async fn login(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
         });
     }
 
-    let user = StoredUser::find_by_username(db, &key).await?;
+    let user = StoredUser::find_by_username(&db, &key).await?;
     let stored_hash = user
         .as_ref()
         .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
     let password_ok = verify_password(password.as_bytes(), stored_hash);
     let Some(user) = user.filter(|_| password_ok) else {
+        record_failure(&db, &throttle, client.as_deref()).await?;
         ctx.event(Event::warn(
             "login.failed",
             json!({ "username": key, "client": client }),
         ));
         return Err(invalid_credentials());
     };
-    release_after_success(db, &throttle, &key, client.as_deref()).await?;
+    release_after_success(&db, &throttle, &key).await?;
 
     if needs_rehash(&user.password_hash) {
         db.execute(
@@ -146,9 +147,9 @@ async fn login(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     let indexed = ctx
         .db()
         .await?
-        .execute(
+        .query(
             "INSERT INTO sessions (jti, user_id, expires_at, created_at)
-             SELECT ?, id, ?, ? FROM users WHERE id = ?",
+             SELECT ?, id, ?, ? FROM users WHERE id = ? RETURNING jti",
             [
                 Param::Text(jti.clone()),
                 Param::Integer(expires_at),
@@ -157,7 +158,7 @@ async fn login(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
             ],
         )
         .await?;
-    if indexed == 0 {
+    if indexed.is_empty() {
         ctx.kv().await?.delete(&session_key(&jti)).await?;
         return Err(invalid_credentials());
     }

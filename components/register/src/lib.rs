@@ -50,7 +50,8 @@ async fn register(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     }
     let (username, password, email) = body.finish((username, password, email))?;
 
-    let user = create_user(ctx.db().await?, &username, &password, email.as_ref()).await?;
+    let db = ctx.db().await?;
+    let user = create_user(&db, &username, &password, email.as_ref()).await?;
     ctx.user_id = Some(user.id.clone());
     ctx.event(Event::info(
         "user.registered",
@@ -68,17 +69,16 @@ async fn delete_account(ctx: &mut RequestCtx, username: &str) -> Result<Reply, A
             "only the account's owner or an administrator can delete it".into(),
         ));
     }
-    let target = StoredUser::find_by_username(ctx.db().await?, &target_key)
+    let db = ctx.db().await?;
+    let target = StoredUser::find_by_username(&db, &target_key)
         .await?
         .ok_or_else(|| ApiError::not_found("no such user"))?;
     // The row goes first: a login racing with this deletion then fails to index its session.
-    ctx.db()
-        .await?
-        .execute(
-            "DELETE FROM users WHERE id = ?",
-            [Param::Text(target.public.id.clone())],
-        )
-        .await?;
+    db.execute(
+        "DELETE FROM users WHERE id = ?",
+        [Param::Text(target.public.id.clone())],
+    )
+    .await?;
     let ended = end_user_sessions(ctx, &target.public.id).await?;
     ctx.event(Event::info(
         "user.deleted",

@@ -314,7 +314,10 @@ impl TestApp {
 
     /// Logs in and returns the access token.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        self.login_response(username, password).await.expect(200).json()["access_token"]
+        self.login_response(username, password)
+            .await
+            .expect(200)
+            .json()["access_token"]
             .as_str()
             .unwrap()
             .to_owned()

@@ -22,7 +22,11 @@ async fn a_user_registers_logs_in_authenticates_and_logs_out() {
     assert_eq!(user["role"], "user");
     assert!(user["id"].as_str().unwrap().len() == 36);
     assert!(user["created_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(user.as_object().unwrap().len(), 4, "only the public fields: {user}");
+    assert_eq!(
+        user.as_object().unwrap().len(),
+        4,
+        "only the public fields: {user}"
+    );
 
     let login = app.login_response("ada", PASSWORD).await.expect(200);
     assert_eq!(login.header("cache-control"), Some("no-store"));
@@ -32,16 +36,26 @@ async fn a_user_registers_logs_in_authenticates_and_logs_out() {
     assert_eq!(login["user"], user);
     let token = login["access_token"].as_str().unwrap();
 
-    let me = app.get_with_token("/auth/authenticate", token).await.expect(200).json();
+    let me = app
+        .get_with_token("/auth/authenticate", token)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(me["user"], user);
     let expires_in = me["session"]["expires_in"].as_i64().unwrap();
     assert!((3590..=3600).contains(&expires_in), "{me}");
 
-    app.send(app.request(reqwest::Method::POST, "/auth/logout").bearer_auth(token))
-        .await
-        .expect(204);
+    app.send(
+        app.request(reqwest::Method::POST, "/auth/logout")
+            .bearer_auth(token),
+    )
+    .await
+    .expect(204);
     let after = app.get_with_token("/auth/authenticate", token).await;
-    assert_eq!(after.header("www-authenticate"), Some("Bearer error=\"invalid_token\""));
+    assert_eq!(
+        after.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
     after.problem(401);
 }
 
@@ -50,7 +64,9 @@ async fn the_token_carries_the_standard_claims() {
     let app = spawn_app().await;
     let (user, token) = app.signed_in_user("grace").await;
     let claims = crate::tokens::payload(&token);
-    for claim in ["sub", "name", "role", "iat", "nbf", "exp", "jti", "iss", "aud"] {
+    for claim in [
+        "sub", "name", "role", "iat", "nbf", "exp", "jti", "iss", "aud",
+    ] {
         assert!(claims.get(claim).is_some(), "missing {claim}: {claims}");
     }
     assert_eq!(claims["sub"], user["id"]);
@@ -58,7 +74,10 @@ async fn the_token_carries_the_standard_claims() {
     assert_eq!(claims["role"], "user");
     assert_eq!(claims["iss"], "spin-backend");
     assert_eq!(claims["aud"], "spin-backend-api");
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
     assert_eq!(crate::tokens::header(&token)["alg"], "HS256");
 }
 
@@ -68,7 +87,10 @@ async fn usernames_are_unique_whatever_their_case() {
     app.register("Linus", PASSWORD).await;
     for variant in ["Linus", "linus", "LINUS"] {
         let body = app
-            .post_json("/auth/register", &json!({"username": variant, "password": PASSWORD}))
+            .post_json(
+                "/auth/register",
+                &json!({"username": variant, "password": PASSWORD}),
+            )
             .await
             .problem(409);
         assert!(body["detail"].as_str().unwrap().contains("taken"));
@@ -83,16 +105,27 @@ async fn concurrent_registrations_of_one_username_create_one_account() {
     let app = &app;
     let attempts = (0..6).map(|i| async move {
         let username = if i % 2 == 0 { "twin" } else { "TWIN" };
-        app.post_json("/auth/register", &json!({"username": username, "password": PASSWORD}))
-            .await
+        app.post_json(
+            "/auth/register",
+            &json!({"username": username, "password": PASSWORD}),
+        )
+        .await
     });
     let statuses: Vec<u16> = futures::future::join_all(attempts)
         .await
         .into_iter()
         .map(|reply| reply.status)
         .collect();
-    assert_eq!(statuses.iter().filter(|&&s| s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        5,
+        "{statuses:?}"
+    );
 }
 
 async fn invalid_fields(app: &TestApp, body: Value) -> Vec<(String, String)> {
@@ -114,22 +147,78 @@ async fn invalid_fields(app: &TestApp, body: Value) -> Vec<(String, String)> {
 async fn every_invalid_registration_field_is_reported() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"username": "ab", "password": PASSWORD}), "username", "3 to 32"),
-        (json!({"username": "a".repeat(33), "password": PASSWORD}), "username", "3 to 32"),
-        (json!({"username": "bad name", "password": PASSWORD}), "username", "only letters"),
-        (json!({"username": "_lead", "password": PASSWORD}), "username", "start with"),
-        (json!({"username": "zoë123", "password": PASSWORD}), "username", "only letters"),
-        (json!({"username": 42, "password": PASSWORD}), "username", "string"),
+        (
+            json!({"username": "ab", "password": PASSWORD}),
+            "username",
+            "3 to 32",
+        ),
+        (
+            json!({"username": "a".repeat(33), "password": PASSWORD}),
+            "username",
+            "3 to 32",
+        ),
+        (
+            json!({"username": "bad name", "password": PASSWORD}),
+            "username",
+            "only letters",
+        ),
+        (
+            json!({"username": "_lead", "password": PASSWORD}),
+            "username",
+            "start with",
+        ),
+        (
+            json!({"username": "zoë123", "password": PASSWORD}),
+            "username",
+            "only letters",
+        ),
+        (
+            json!({"username": 42, "password": PASSWORD}),
+            "username",
+            "string",
+        ),
         (json!({"password": PASSWORD}), "username", "required"),
-        (json!({"username": "ok_name", "password": "short"}), "password", "at least 10"),
-        (json!({"username": "ok_name", "password": "x".repeat(129)}), "password", "at most 128"),
-        (json!({"username": "ok_name", "password": "Password123"}), "password", "too common"),
-        (json!({"username": "ok_name", "password": "qwertyuiop"}), "password", "too common"),
-        (json!({"username": "longusername", "password": "LongUserName"}), "password", "username"),
+        (
+            json!({"username": "ok_name", "password": "short"}),
+            "password",
+            "at least 10",
+        ),
+        (
+            json!({"username": "ok_name", "password": "x".repeat(129)}),
+            "password",
+            "at most 128",
+        ),
+        (
+            json!({"username": "ok_name", "password": "Password123"}),
+            "password",
+            "too common",
+        ),
+        (
+            json!({"username": "ok_name", "password": "qwertyuiop"}),
+            "password",
+            "too common",
+        ),
+        (
+            json!({"username": "longusername", "password": "LongUserName"}),
+            "password",
+            "username",
+        ),
         (json!({"username": "ok_name"}), "password", "required"),
-        (json!({"username": "ok_name", "password": PASSWORD, "email": "nope"}), "email", "e-mail"),
-        (json!({"username": "ok_name", "password": PASSWORD, "admin": true}), "admin", "not a known field"),
-        (json!({"username": "ok_name", "password": PASSWORD, "role": "admin"}), "role", "not a known field"),
+        (
+            json!({"username": "ok_name", "password": PASSWORD, "email": "nope"}),
+            "email",
+            "e-mail",
+        ),
+        (
+            json!({"username": "ok_name", "password": PASSWORD, "admin": true}),
+            "admin",
+            "not a known field",
+        ),
+        (
+            json!({"username": "ok_name", "password": PASSWORD, "role": "admin"}),
+            "role",
+            "not a known field",
+        ),
     ];
     for (body, field, detail) in cases {
         let errors = invalid_fields(&app, body.clone()).await;
@@ -138,7 +227,11 @@ async fn every_invalid_registration_field_is_reported() {
             "{body} -> {errors:?}"
         );
     }
-    let all = invalid_fields(&app, json!({"username": "x", "password": "y", "email": "z"})).await;
+    let all = invalid_fields(
+        &app,
+        json!({"username": "x", "password": "y", "email": "z"}),
+    )
+    .await;
     assert_eq!(all.len(), 3, "all problems at once: {all:?}");
     // Nothing was created along the way.
     app.login_response("ok_name", PASSWORD).await.problem(401);
@@ -154,12 +247,23 @@ async fn malformed_oversized_and_non_json_bodies_get_their_own_statuses() {
                 .body(body),
         )
     };
-    let problem = raw("{\"username\": ", "application/json").await.problem(400);
-    assert!(problem["detail"].as_str().unwrap().contains("not valid JSON"));
-    raw("username=ada", "application/x-www-form-urlencoded").await.problem(415);
+    let problem = raw("{\"username\": ", "application/json")
+        .await
+        .problem(400);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    raw("username=ada", "application/x-www-form-urlencoded")
+        .await
+        .problem(415);
     raw("{}", "text/plain").await.problem(415);
     raw("[1, 2]", "application/json").await.problem(422);
-    raw("\"text\"", "application/json; charset=utf-8").await.problem(422);
+    raw("\"text\"", "application/json; charset=utf-8")
+        .await
+        .problem(422);
 
     let huge = json!({"username": "ada", "password": "x".repeat(70_000)});
     let problem = app.post_json("/auth/register", &huge).await.problem(413);
@@ -180,7 +284,10 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer_in_comparable_
     let mut unknown_user = Vec::new();
     let mut bodies = Vec::new();
     for round in 0..5 {
-        for (username, times) in [("known", &mut wrong_password), ("nobody-here", &mut unknown_user)] {
+        for (username, times) in [
+            ("known", &mut wrong_password),
+            ("nobody-here", &mut unknown_user),
+        ] {
             let started = Instant::now();
             let reply = app
                 .post_json(
@@ -193,7 +300,10 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer_in_comparable_
             bodies.push(reply.problem(401));
         }
     }
-    assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "{bodies:?}");
+    assert!(
+        bodies.windows(2).all(|pair| pair[0] == pair[1]),
+        "{bodies:?}"
+    );
 
     let median = |times: &mut Vec<Duration>| {
         times.sort();
@@ -219,14 +329,18 @@ async fn repeated_failures_are_throttled_until_the_window_passes() {
     .await;
     app.register("target", PASSWORD).await;
     for _ in 0..3 {
-        app.login_response("target", "wrong password!").await.problem(401);
+        app.login_response("target", "wrong password!")
+            .await
+            .problem(401);
     }
     let throttled = app.login_response("target", PASSWORD).await;
     let retry_after: u64 = throttled.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     throttled.problem(429);
     // Another username is not affected.
-    app.login_response("someone-else", "wrong password!").await.problem(401);
+    app.login_response("someone-else", "wrong password!")
+        .await
+        .problem(401);
 
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     app.login("target", PASSWORD).await;
@@ -237,11 +351,15 @@ async fn a_successful_login_resets_the_usernames_failures() {
     let app = spawn_app_with(|config| config.variable("login_max_failures_per_user", "3")).await;
     app.register("forgetful", PASSWORD).await;
     for _ in 0..2 {
-        app.login_response("forgetful", "wrong password!").await.problem(401);
+        app.login_response("forgetful", "wrong password!")
+            .await
+            .problem(401);
     }
     app.login("forgetful", PASSWORD).await;
     for _ in 0..3 {
-        app.login_response("forgetful", "wrong password!").await.problem(401);
+        app.login_response("forgetful", "wrong password!")
+            .await
+            .problem(401);
     }
     app.login_response("forgetful", PASSWORD).await.problem(429);
 }
@@ -252,24 +370,37 @@ async fn concurrent_guesses_get_exactly_the_allowed_number_of_tries() {
     app.register("victim", PASSWORD).await;
     let app = &app;
     let guesses = (0..12).map(|i| async move {
-        app.login_response("victim", &format!("guess number {i}")).await
+        app.login_response("victim", &format!("guess number {i}"))
+            .await
     });
     let statuses: Vec<u16> = futures::future::join_all(guesses)
         .await
         .into_iter()
         .map(|reply| reply.status)
         .collect();
-    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 3, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 9, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 401).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        9,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
 async fn failures_from_one_client_are_throttled_across_usernames() {
     let app = spawn_app_with(|config| config.variable("login_max_failures_per_client", "4")).await;
     for i in 0..4 {
-        app.login_response(&format!("spray{i}"), "wrong password!").await.problem(401);
+        app.login_response(&format!("spray{i}"), "wrong password!")
+            .await
+            .problem(401);
     }
-    app.login_response("spray9", "wrong password!").await.problem(429);
+    app.login_response("spray9", "wrong password!")
+        .await
+        .problem(429);
 }
 
 #[tokio::test]
@@ -298,19 +429,36 @@ async fn admins_are_exactly_the_usernames_the_operator_lists() {
     let mut app = spawn_app_with(|config| config.variable("admin_usernames", "Root, ops")).await;
     app.register("root", PASSWORD).await;
     app.register("rooted", PASSWORD).await;
-    let login = app.login_response("ROOT", PASSWORD).await.expect(200).json();
+    let login = app
+        .login_response("ROOT", PASSWORD)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(login["user"]["role"], "admin");
     let admin_token = login["access_token"].as_str().unwrap().to_owned();
     assert_eq!(crate::tokens::payload(&admin_token)["role"], "admin");
-    let other = app.login_response("rooted", PASSWORD).await.expect(200).json();
+    let other = app
+        .login_response("rooted", PASSWORD)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(other["user"]["role"], "user");
 
     // The operator removes root from the list: its admin token dies, a new login is a user.
-    app.config.env.retain(|(name, _)| name != "SPIN_VARIABLE_ADMIN_USERNAMES");
+    app.config
+        .env
+        .retain(|(name, _)| name != "SPIN_VARIABLE_ADMIN_USERNAMES");
     app.restart().await;
-    let body = app.get_with_token("/auth/authenticate", &admin_token).await.problem(401);
+    let body = app
+        .get_with_token("/auth/authenticate", &admin_token)
+        .await
+        .problem(401);
     assert!(body["detail"].as_str().unwrap().contains("role"));
-    let login = app.login_response("root", PASSWORD).await.expect(200).json();
+    let login = app
+        .login_response("root", PASSWORD)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(login["user"]["role"], "user");
 }
 
@@ -320,15 +468,21 @@ async fn logging_out_everywhere_ends_every_session() {
     app.register("traveller", PASSWORD).await;
     let laptop = app.login("traveller", PASSWORD).await;
     let phone = app.login("traveller", PASSWORD).await;
-    app.get_with_token("/auth/authenticate", &phone).await.expect(200);
+    app.get_with_token("/auth/authenticate", &phone)
+        .await
+        .expect(200);
     app.send(
         app.request(reqwest::Method::POST, "/auth/logout?everywhere=true")
             .bearer_auth(&laptop),
     )
     .await
     .expect(204);
-    app.get_with_token("/auth/authenticate", &laptop).await.problem(401);
-    app.get_with_token("/auth/authenticate", &phone).await.problem(401);
+    app.get_with_token("/auth/authenticate", &laptop)
+        .await
+        .problem(401);
+    app.get_with_token("/auth/authenticate", &phone)
+        .await
+        .problem(401);
 }
 
 #[tokio::test]
@@ -346,13 +500,21 @@ async fn deleting_an_account_ends_its_sessions_and_only_owners_and_admins_may() 
     };
     delete("bob", &alice).await.problem(403);
     delete("alice", &alice).await.expect(204);
-    app.get_with_token("/auth/authenticate", &alice).await.problem(401);
+    app.get_with_token("/auth/authenticate", &alice)
+        .await
+        .problem(401);
     app.login_response("alice", PASSWORD).await.problem(401);
     delete("BOB", &boss).await.expect(204);
-    app.get_with_token("/auth/authenticate", &bob).await.problem(401);
+    app.get_with_token("/auth/authenticate", &bob)
+        .await
+        .problem(401);
     delete("nobody", &boss).await.problem(404);
-    app.get_with_token("/auth/authenticate", &carol).await.expect(200);
-    app.send(app.request(reqwest::Method::DELETE, "/auth/users/carol")).await.problem(401);
+    app.get_with_token("/auth/authenticate", &carol)
+        .await
+        .expect(200);
+    app.send(app.request(reqwest::Method::DELETE, "/auth/users/carol"))
+        .await
+        .problem(401);
     // The username is free again.
     app.register("alice", PASSWORD).await;
 }
@@ -362,7 +524,9 @@ async fn sessions_and_the_generated_secret_survive_a_restart() {
     let mut app = spawn_app().await;
     let (_, token) = app.signed_in_user("steady").await;
     app.restart().await;
-    app.get_with_token("/auth/authenticate", &token).await.expect(200);
+    app.get_with_token("/auth/authenticate", &token)
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
@@ -378,14 +542,22 @@ async fn password_hashes_tokens_and_passwords_never_leak() {
     let app = spawn_app().await;
     let (user, token) = app.signed_in_user("private").await;
     let hash: String = open_database(&app)
-        .query_row("SELECT password_hash FROM users WHERE username_key = 'private'", [], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT password_hash FROM users WHERE username_key = 'private'",
+            [],
+            |row| row.get(0),
+        )
         .unwrap();
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-    let me = app.get_with_token("/auth/authenticate", &token).await.text();
+    let me = app
+        .get_with_token("/auth/authenticate", &token)
+        .await
+        .text();
     for body in [user.to_string(), me] {
-        assert!(!body.contains("$argon2") && !body.contains("password"), "{body}");
+        assert!(
+            !body.contains("$argon2") && !body.contains("password"),
+            "{body}"
+        );
     }
     let logs = app.host.stderr();
     for secret in [PASSWORD, &token, &hash] {

@@ -56,10 +56,14 @@ async fn app_with_known_secret() -> (TestApp, String, Value) {
 #[tokio::test]
 async fn the_genuine_token_and_a_re_signed_identical_one_are_accepted() {
     let (app, token, claims) = app_with_known_secret().await;
-    app.get_with_token("/auth/authenticate", &token).await.expect(200);
+    app.get_with_token("/auth/authenticate", &token)
+        .await
+        .expect(200);
     // Same claims, same key: proves the refusals below are about the change, not the tooling.
     let resigned = sign(&claims, Algorithm::HS256, SECRET);
-    app.get_with_token("/auth/authenticate", &resigned).await.expect(200);
+    app.get_with_token("/auth/authenticate", &resigned)
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
@@ -71,7 +75,12 @@ async fn expired_and_not_yet_valid_tokens_are_refused() {
     assert_refused(&app, &sign(&expired, Algorithm::HS256, SECRET), "expired").await;
     let mut early = claims.clone();
     early["nbf"] = json!(now + 600);
-    assert_refused(&app, &sign(&early, Algorithm::HS256, SECRET), "not yet valid").await;
+    assert_refused(
+        &app,
+        &sign(&early, Algorithm::HS256, SECRET),
+        "not yet valid",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -85,11 +94,21 @@ async fn tampered_payloads_and_signatures_are_refused() {
 
     let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
     signature[0] ^= 0x01;
-    let tampered_signature = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(signature));
+    let tampered_signature = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        URL_SAFE_NO_PAD.encode(signature)
+    );
     assert_refused(&app, &tampered_signature, "tampered signature").await;
 
     // Even correctly signed, a token whose claims differ from its session is refused.
-    assert_refused(&app, &sign(&promoted, Algorithm::HS256, SECRET), "role not in session").await;
+    assert_refused(
+        &app,
+        &sign(&promoted, Algorithm::HS256, SECRET),
+        "role not in session",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -97,7 +116,10 @@ async fn unsigned_and_other_algorithm_tokens_are_refused() {
     let (app, token, claims) = app_with_known_secret().await;
     let body = token.split('.').nth(1).unwrap();
     for alg in ["none", "None", "NONE"] {
-        let unsigned = format!("{}.{body}.", encode_part(&json!({"alg": alg, "typ": "JWT"})));
+        let unsigned = format!(
+            "{}.{body}.",
+            encode_part(&json!({"alg": alg, "typ": "JWT"}))
+        );
         assert_refused(&app, &unsigned, alg).await;
     }
     assert_refused(&app, &sign(&claims, Algorithm::HS384, SECRET), "HS384").await;
@@ -114,7 +136,12 @@ async fn wrong_issuer_audience_or_key_are_refused() {
     audience["aud"] = json!("another-api");
     assert_refused(&app, &sign(&audience, Algorithm::HS256, SECRET), "audience").await;
     let other_key = "a-different-secret-that-is-also-long-enough-42";
-    assert_refused(&app, &sign(&claims, Algorithm::HS256, other_key), "other key").await;
+    assert_refused(
+        &app,
+        &sign(&claims, Algorithm::HS256, other_key),
+        "other key",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -128,12 +155,18 @@ async fn a_well_signed_token_without_a_session_is_refused() {
 #[tokio::test]
 async fn logged_out_tokens_are_refused_everywhere() {
     let (app, token, _) = app_with_known_secret().await;
-    app.send(app.request(reqwest::Method::POST, "/auth/logout").bearer_auth(&token))
-        .await
-        .expect(204);
+    app.send(
+        app.request(reqwest::Method::POST, "/auth/logout")
+            .bearer_auth(&token),
+    )
+    .await
+    .expect(204);
     assert_refused(&app, &token, "after logout").await;
     let again = app
-        .send(app.request(reqwest::Method::POST, "/auth/logout").bearer_auth(&token))
+        .send(
+            app.request(reqwest::Method::POST, "/auth/logout")
+                .bearer_auth(&token),
+        )
         .await;
     again.problem(401);
 }
