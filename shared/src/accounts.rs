@@ -314,7 +314,7 @@ pub fn needs_rehash(stored: &str) -> bool {
         return true;
     };
     let current = current_hash_params();
-    let param = |name: &str| parsed.params.get_decimal(name).map(|value| value as u32);
+    let param = |name: &str| parsed.params.get_decimal(name);
     parsed.algorithm.as_str() != "argon2id"
         || param("m") != Some(current.m_cost())
         || param("t") != Some(current.t_cost())

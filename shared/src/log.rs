@@ -285,14 +285,11 @@ pub(crate) async fn finish_request(ctx: RequestCtx, status: StatusCode) {
     if FLUSH_SCHEDULED.with(|scheduled| scheduled.replace(true)) {
         return;
     }
-    #[cfg(target_arch = "wasm32")]
+    // Runs after the response has been returned, within this request's task.
     spin_sdk::wit_bindgen::spawn(flush_pending());
-    #[cfg(not(target_arch = "wasm32"))]
-    flush_pending().await;
 }
 
 async fn flush_pending() {
-    #[cfg(target_arch = "wasm32")]
     spin_sdk::time::sleep(FLUSH_DELAY).await;
     let entries = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
     FLUSH_SCHEDULED.with(|scheduled| scheduled.set(false));
@@ -309,7 +306,7 @@ async fn store(entries: Vec<Entry>) -> Result<(), crate::ApiError> {
         return Ok(());
     }
     let db = Db::shared().await?;
-    let row = format!("({})", vec!["?"; 12].join(", "));
+    let row = format!("({})", ["?"; 12].join(", "));
     let sql = format!(
         "INSERT INTO log_entries ({COLUMNS}) VALUES {} RETURNING id",
         vec![row.as_str(); entries.len()].join(", ")

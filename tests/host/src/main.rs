@@ -58,6 +58,11 @@ struct Cli {
     /// Where compiled components are cached between runs.
     #[arg(long, env = "SPIN_TEST_HOST_CACHE")]
     cache_dir: Option<PathBuf>,
+
+    /// Compile every component into the cache directory and exit (warms the cache before
+    /// many hosts start at once).
+    #[arg(long, requires = "cache_dir")]
+    precompile: bool,
 }
 
 fn main() -> Result<()> {
@@ -70,6 +75,14 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     let manifest = Manifest::load(&cli.manifest)?;
+    if cli.precompile {
+        let engine = runtime::engine()?;
+        for component in manifest.components.values() {
+            runtime::load_component(&engine, &component.source, cli.cache_dir.as_deref())
+                .with_context(|| format!("compiling component {:?}", component.id))?;
+        }
+        return Ok(());
+    }
     let router = Router::build(&manifest.routes)?;
     let resolver = variables::Resolver::new(&manifest, |name| std::env::var(name).ok())?;
 

@@ -4,6 +4,7 @@ mod accounts;
 mod conformance;
 mod health;
 mod helpers;
+mod logs;
 mod migrations;
 mod openapi;
 mod tokens;

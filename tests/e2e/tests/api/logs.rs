@@ -1,0 +1,288 @@
+//! The structured log: every component's requests and domain events, admin-only queries,
+//! and a hash chain that exposes edits and deletions.
+
+use e2e::PASSWORD;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn app_with_admin() -> (TestApp, String) {
+    let app = spawn_app_with(|config| config.variable("admin_usernames", "auditor")).await;
+    let (_, token) = app.signed_in_user("auditor").await;
+    (app, token)
+}
+
+async fn logs(app: &TestApp, token: &str, query: &str) -> Value {
+    app.get_with_token(&format!("/logs{query}"), token)
+        .await
+        .expect(200)
+        .json()
+}
+
+/// Waits until a query returns at least `n` entries (entries are stored just after responses).
+async fn wait_for(app: &TestApp, token: &str, query: &str, n: usize) -> Vec<Value> {
+    app.eventually(|| async {
+        let entries = logs(app, token, query).await["entries"].as_array().unwrap().clone();
+        (entries.len() >= n).then_some(entries)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_components_requests_are_recorded_with_the_access_fields() {
+    let (app, admin) = app_with_admin().await;
+    let (_, token) = app.signed_in_user("visitor").await;
+    app.get("/health").await.expect(200);
+    app.get("/openapi.json").await.expect(200);
+    app.get_with_token("/auth/authenticate", &token).await.expect(200);
+    for component in ["health", "openapi", "register", "login", "authenticate", "logs"] {
+        let entries = wait_for(
+            &app,
+            &admin,
+            &format!("?component={component}&event=http.request"),
+            1,
+        )
+        .await;
+        let entry = &entries[0];
+        assert_eq!(entry["component"], component);
+        for field in ["method", "route", "status", "duration_ms", "request_id", "at", "level"] {
+            assert!(!entry[field].is_null(), "{component} entry lacks {field}: {entry}");
+        }
+    }
+    let authenticated = wait_for(&app, &admin, "?component=authenticate", 1).await;
+    assert!(authenticated[0]["user_id"].is_string(), "the user is known: {}", authenticated[0]);
+}
+
+#[tokio::test]
+async fn domain_events_are_recorded_with_levels() {
+    let (app, admin) = app_with_admin().await;
+    let (user, token) = app.signed_in_user("eventful").await;
+    app.login_response("eventful", "wrong password!").await.problem(401);
+    app.send(app.request(reqwest::Method::POST, "/auth/logout").bearer_auth(&token))
+        .await
+        .expect(204);
+    let user_id = user["id"].as_str().unwrap();
+    for event in ["user.registered", "login.succeeded", "logout"] {
+        let entries = wait_for(&app, &admin, &format!("?event={event}&user={user_id}"), 1).await;
+        assert_eq!(entries[0]["level"], "info", "{event}");
+    }
+    let failed = wait_for(&app, &admin, "?event=login.failed", 1).await;
+    assert_eq!(failed[0]["level"], "warn");
+    assert_eq!(failed[0]["fields"]["username"], "eventful");
+}
+
+#[tokio::test]
+async fn filters_narrow_the_entries() {
+    let (app, admin) = app_with_admin().await;
+    let (user, _) = app.signed_in_user("filtered").await;
+    app.send(app.request(reqwest::Method::GET, "/health").header("x-request-id", "find-me-42"))
+        .await
+        .expect(200);
+    app.get("/no-such-route-but-health").await;
+    app.send(app.request(reqwest::Method::POST, "/health")).await.problem(405);
+
+    let by_request = wait_for(&app, &admin, "?request_id=find-me-42", 1).await;
+    assert_eq!(by_request.len(), 1);
+    assert_eq!(by_request[0]["route"], "/health");
+
+    let not_allowed = wait_for(&app, &admin, "?status=405", 1).await;
+    assert!(not_allowed.iter().all(|e| e["status"] == 405));
+    let client_errors = logs(&app, &admin, "?status=4xx").await["entries"].clone();
+    assert!(client_errors.as_array().unwrap().iter().all(|e| {
+        (400..500).contains(&e["status"].as_i64().unwrap())
+    }));
+    let warnings = logs(&app, &admin, "?level=warn").await["entries"].clone();
+    assert!(warnings.as_array().unwrap().iter().all(|e| e["level"] == "warn"));
+    assert!(!warnings.as_array().unwrap().is_empty());
+
+    let by_username = wait_for(&app, &admin, "?user=Filtered", 2).await;
+    let by_id = logs(&app, &admin, &format!("?user={}", user["id"].as_str().unwrap())).await;
+    assert_eq!(by_username, *by_id["entries"].as_array().unwrap());
+    assert!(by_username.iter().all(|e| e["user_id"] == user["id"]));
+    assert_eq!(logs(&app, &admin, "?user=nobody").await["entries"], json!([]));
+
+    let future = logs(&app, &admin, "?since=2999-01-01T00:00:00Z").await;
+    assert_eq!(future["entries"], json!([]));
+    let past = logs(&app, &admin, "?until=2000-01-01T00:00:00Z").await;
+    assert_eq!(past["entries"], json!([]));
+    let all_now = logs(&app, &admin, "?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z").await;
+    assert!(!all_now["entries"].as_array().unwrap().is_empty());
+
+    for bad in ["?level=loud", "?status=7xx", "?since=yesterday", "?limit=0", "?limit=501", "?cursor=zz", "?bogus=1"] {
+        app.get_with_token(&format!("/logs{bad}"), &admin).await.problem(400);
+    }
+}
+
+#[tokio::test]
+async fn pages_are_newest_first_without_gaps_or_duplicates() {
+    let (app, admin) = app_with_admin().await;
+    for _ in 0..23 {
+        app.get("/health").await.expect(200);
+    }
+    wait_for(&app, &admin, "?component=health&limit=500", 23).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("?component=health&limit=5&cursor={c}"),
+            None => "?component=health&limit=5".to_owned(),
+        };
+        let page = logs(&app, &admin, &query).await;
+        for entry in page["entries"].as_array().unwrap() {
+            seen.push(entry["id"].as_i64().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 23);
+    assert!(seen.windows(2).all(|pair| pair[0] > pair[1]), "newest first: {seen:?}");
+}
+
+#[tokio::test]
+async fn only_admins_may_read_the_logs() {
+    let (app, _) = app_with_admin().await;
+    let (_, user) = app.signed_in_user("curious").await;
+    for path in ["/logs", "/logs/stats", "/logs/verify"] {
+        app.get_with_token(path, &user).await.problem(403);
+        app.get(path).await.problem(401);
+    }
+}
+
+#[tokio::test]
+async fn stats_count_by_component_status_class_and_bucket() {
+    let (app, admin) = app_with_admin().await;
+    for _ in 0..3 {
+        app.get("/health").await.expect(200);
+    }
+    app.send(app.request(reqwest::Method::POST, "/health")).await.problem(405);
+    wait_for(&app, &admin, "?component=health", 4).await;
+    let stats = app
+        .get_with_token("/logs/stats?bucket=minute", &admin)
+        .await
+        .expect(200)
+        .json();
+    assert!(stats["by_component"]["health"].as_i64().unwrap() >= 4);
+    assert!(stats["by_status_class"]["2xx"].as_i64().unwrap() >= 3);
+    assert!(stats["by_status_class"]["4xx"].as_i64().unwrap() >= 1);
+    assert_eq!(stats["bucket_seconds"], 60);
+    let bucket_total: i64 = stats["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(bucket_total, stats["total"].as_i64().unwrap());
+    app.get_with_token("/logs/stats?bucket=week", &admin).await.problem(400);
+}
+
+#[tokio::test]
+async fn no_password_token_or_hash_is_ever_stored_in_the_log() {
+    let (app, admin) = app_with_admin().await;
+    let (_, token) = app.signed_in_user("secretive").await;
+    app.login_response("secretive", "a wrong password guess").await.problem(401);
+    app.get_with_token("/auth/authenticate", &token).await.expect(200);
+    wait_for(&app, &admin, "?event=login.failed", 1).await;
+    let hash: String = open_database(&app)
+        .query_row("SELECT password_hash FROM users WHERE username_key = 'secretive'", [], |r| r.get(0))
+        .unwrap();
+    let db = open_database(&app);
+    let mut statement = db
+        .prepare("SELECT fields || coalesce(route, '') || coalesce(request_id, '') FROM log_entries")
+        .unwrap();
+    let rows: Vec<String> = statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(rows.len() > 5);
+    for row in rows {
+        for secret in [PASSWORD, "a wrong password guess", &token, &admin, &hash] {
+            assert!(!row.contains(secret), "a secret is in the log: {row}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_chain_verifies_and_an_edited_row_is_found() {
+    let (app, admin) = app_with_admin().await;
+    for _ in 0..10 {
+        app.get("/health").await.expect(200);
+    }
+    wait_for(&app, &admin, "?component=health", 10).await;
+    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    assert_eq!(report["valid"], true, "{report}");
+    assert!(report["entries_checked"].as_i64().unwrap() >= 10);
+
+    let edited: i64 = open_database(&app)
+        .query_row("SELECT id FROM log_entries WHERE component = 'health' ORDER BY id LIMIT 1 OFFSET 4", [], |r| r.get(0))
+        .unwrap();
+    open_database(&app)
+        .execute("UPDATE log_entries SET status = 500 WHERE id = ?", [edited])
+        .unwrap();
+    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["broken_at"], edited, "{report}");
+}
+
+#[tokio::test]
+async fn a_deleted_row_breaks_the_chain_at_its_successor() {
+    let (app, admin) = app_with_admin().await;
+    for _ in 0..6 {
+        app.get("/health").await.expect(200);
+    }
+    wait_for(&app, &admin, "?component=health", 6).await;
+    app.get_with_token("/logs/verify", &admin).await.expect(200);
+    let ids: Vec<i64> = {
+        let db = open_database(&app);
+        let mut statement = db
+            .prepare("SELECT id FROM log_entries WHERE component = 'health' ORDER BY id")
+            .unwrap();
+        statement.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    open_database(&app)
+        .execute("DELETE FROM log_entries WHERE id = ?", [ids[2]])
+        .unwrap();
+    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["broken_at"], ids[3], "{report}");
+}
+
+#[tokio::test]
+async fn concurrent_requests_keep_the_chain_valid() {
+    let (app, admin) = app_with_admin().await;
+    let requests = (0..150).map(|_| app.get("/health"));
+    for reply in futures::future::join_all(requests).await {
+        reply.expect(200);
+    }
+    wait_for(&app, &admin, "?component=health&limit=500", 150).await;
+    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    assert_eq!(report["valid"], true, "{report}");
+    assert!(report["entries_checked"].as_i64().unwrap() >= 150);
+}
+
+#[tokio::test]
+async fn retention_prunes_old_entries_and_the_chain_still_verifies() {
+    let (app, admin) = app_with_admin().await;
+    for _ in 0..5 {
+        app.get("/health").await.expect(200);
+    }
+    wait_for(&app, &admin, "?component=health", 5).await;
+    // Age the first entries (still unsealed) beyond the 30-day retention.
+    let forty_days_ms = 40 * 86_400_000_i64;
+    let aged = open_database(&app)
+        .execute(
+            "UPDATE log_entries SET at_ms = at_ms - ?1 WHERE id IN (SELECT id FROM log_entries ORDER BY id LIMIT 3) AND hash IS NULL",
+            [forty_days_ms],
+        )
+        .unwrap();
+    assert_eq!(aged, 3, "the entries were not sealed yet");
+    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["anchor_id"], 3, "{report}");
+    let remaining: i64 = open_database(&app)
+        .query_row("SELECT count(*) FROM log_entries WHERE id <= 3", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(remaining, 0);
+}
