@@ -49,6 +49,16 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "GET /auth/authenticate with access_log=off",
     },
     Scenario {
+        name: "messages-read",
+        target: Target::App,
+        description: "GET /messages?with=...&limit=50 (a page of a 200-message conversation)",
+    },
+    Scenario {
+        name: "messages-write",
+        target: Target::App,
+        description: "POST /messages from 32 senders to one recipient",
+    },
+    Scenario {
         name: "login",
         target: Target::App,
         description: "POST /auth/login with the right password (argon2id-bound)",
@@ -159,6 +169,43 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
                 request(http::Method::POST, "/auth/login")
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(Full::new(bodies[n as usize % bodies.len()].clone()))
+                    .unwrap()
+            })
+        }
+        "messages-read" => {
+            let reader = setup.token_for("bench-reader").await?;
+            let writer = setup.token_for("bench-writer").await?;
+            for i in 0..200 {
+                let (token, to) = if i % 2 == 0 {
+                    (&writer, "bench-reader")
+                } else {
+                    (&reader, "bench-writer")
+                };
+                setup
+                    .post(
+                        "/messages",
+                        &json!({"to": to, "body": format!("message {i}")}),
+                        Some(token),
+                    )
+                    .await?;
+            }
+            get("/messages?with=bench-writer&limit=50", Some(reader))
+        }
+        "messages-write" => {
+            setup.token_for("bench-inbox").await?;
+            let mut senders = Vec::new();
+            for i in 0..32 {
+                senders.push(setup.token_for(&format!("bench-sender-{i}")).await?);
+            }
+            let body = Bytes::from_static(br#"{"to":"bench-inbox","body":"A benchmark message of ordinary length, about a hundred characters or so."}"#);
+            Arc::new(move |n| {
+                request(http::Method::POST, "/messages")
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(
+                        http::header::AUTHORIZATION,
+                        format!("Bearer {}", senders[n as usize % senders.len()]),
+                    )
+                    .body(Full::new(body.clone()))
                     .unwrap()
             })
         }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod ids;
 pub mod kv;
 pub mod log;
+pub mod messages;
 pub mod sql;
 pub mod throttle;
 pub mod time;

@@ -278,9 +278,13 @@ pub(crate) async fn finish_request(ctx: RequestCtx, status: StatusCode) {
     if entries.is_empty() {
         return;
     }
+    // One write per request: the platform's log collector sees whole lines.
+    let mut lines = String::new();
     for entry in &entries {
-        eprintln!("{}", entry.to_json_line());
+        lines.push_str(&entry.to_json_line());
+        lines.push('\n');
     }
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), lines.as_bytes());
     PENDING.with(|pending| pending.borrow_mut().extend(entries));
     if FLUSH_SCHEDULED.with(|scheduled| scheduled.replace(true)) {
         return;

@@ -119,7 +119,9 @@ async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     let limit = query.optional("limit", limit);
     let after = query.optional("cursor", cursor::decode::<i64>);
     let (component, level, event, user, request_id, since, until, status, limit, after) = query
-        .finish((component, level, event, user, request_id, since, until, status, limit, after))?;
+        .finish((
+            component, level, event, user, request_id, since, until, status, limit, after,
+        ))?;
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
 
     let db = ctx.db().await?;
@@ -207,8 +209,10 @@ async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     } else {
         None
     };
-    Ok(Reply::ok(&json!({ "entries": entries, "next_cursor": next_cursor }))
-        .header(http::header::CACHE_CONTROL, "no-store"))
+    Ok(
+        Reply::ok(&json!({ "entries": entries, "next_cursor": next_cursor }))
+            .header(http::header::CACHE_CONTROL, "no-store"),
+    )
 }
 
 async fn stats(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
@@ -265,7 +269,11 @@ async fn stats(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
         total += n;
         *by_component.entry(component.clone()).or_default() += n;
         *by_class.entry(class.clone()).or_default() += n;
-        *by_bucket.entry(bucket).or_default().entry(class.clone()).or_default() += n;
+        *by_bucket
+            .entry(bucket)
+            .or_default()
+            .entry(class.clone())
+            .or_default() += n;
         breakdown.push(json!({
             "bucket": format_millis(bucket),
             "component": component,

@@ -22,7 +22,10 @@ async fn logs(app: &TestApp, token: &str, query: &str) -> Value {
 /// Waits until a query returns at least `n` entries (entries are stored just after responses).
 async fn wait_for(app: &TestApp, token: &str, query: &str, n: usize) -> Vec<Value> {
     app.eventually(|| async {
-        let entries = logs(app, token, query).await["entries"].as_array().unwrap().clone();
+        let entries = logs(app, token, query).await["entries"]
+            .as_array()
+            .unwrap()
+            .clone();
         (entries.len() >= n).then_some(entries)
     })
     .await
@@ -34,8 +37,17 @@ async fn every_components_requests_are_recorded_with_the_access_fields() {
     let (_, token) = app.signed_in_user("visitor").await;
     app.get("/health").await.expect(200);
     app.get("/openapi.json").await.expect(200);
-    app.get_with_token("/auth/authenticate", &token).await.expect(200);
-    for component in ["health", "openapi", "register", "login", "authenticate", "logs"] {
+    app.get_with_token("/auth/authenticate", &token)
+        .await
+        .expect(200);
+    for component in [
+        "health",
+        "openapi",
+        "register",
+        "login",
+        "authenticate",
+        "logs",
+    ] {
         let entries = wait_for(
             &app,
             &admin,
@@ -45,22 +57,42 @@ async fn every_components_requests_are_recorded_with_the_access_fields() {
         .await;
         let entry = &entries[0];
         assert_eq!(entry["component"], component);
-        for field in ["method", "route", "status", "duration_ms", "request_id", "at", "level"] {
-            assert!(!entry[field].is_null(), "{component} entry lacks {field}: {entry}");
+        for field in [
+            "method",
+            "route",
+            "status",
+            "duration_ms",
+            "request_id",
+            "at",
+            "level",
+        ] {
+            assert!(
+                !entry[field].is_null(),
+                "{component} entry lacks {field}: {entry}"
+            );
         }
     }
     let authenticated = wait_for(&app, &admin, "?component=authenticate", 1).await;
-    assert!(authenticated[0]["user_id"].is_string(), "the user is known: {}", authenticated[0]);
+    assert!(
+        authenticated[0]["user_id"].is_string(),
+        "the user is known: {}",
+        authenticated[0]
+    );
 }
 
 #[tokio::test]
 async fn domain_events_are_recorded_with_levels() {
     let (app, admin) = app_with_admin().await;
     let (user, token) = app.signed_in_user("eventful").await;
-    app.login_response("eventful", "wrong password!").await.problem(401);
-    app.send(app.request(reqwest::Method::POST, "/auth/logout").bearer_auth(&token))
+    app.login_response("eventful", "wrong password!")
         .await
-        .expect(204);
+        .problem(401);
+    app.send(
+        app.request(reqwest::Method::POST, "/auth/logout")
+            .bearer_auth(&token),
+    )
+    .await
+    .expect(204);
     let user_id = user["id"].as_str().unwrap();
     for event in ["user.registered", "login.succeeded", "logout"] {
         let entries = wait_for(&app, &admin, &format!("?event={event}&user={user_id}"), 1).await;
@@ -75,11 +107,16 @@ async fn domain_events_are_recorded_with_levels() {
 async fn filters_narrow_the_entries() {
     let (app, admin) = app_with_admin().await;
     let (user, _) = app.signed_in_user("filtered").await;
-    app.send(app.request(reqwest::Method::GET, "/health").header("x-request-id", "find-me-42"))
-        .await
-        .expect(200);
+    app.send(
+        app.request(reqwest::Method::GET, "/health")
+            .header("x-request-id", "find-me-42"),
+    )
+    .await
+    .expect(200);
     app.get("/no-such-route-but-health").await;
-    app.send(app.request(reqwest::Method::POST, "/health")).await.problem(405);
+    app.send(app.request(reqwest::Method::POST, "/health"))
+        .await
+        .problem(405);
 
     let by_request = wait_for(&app, &admin, "?request_id=find-me-42", 1).await;
     assert_eq!(by_request.len(), 1);
@@ -88,28 +125,61 @@ async fn filters_narrow_the_entries() {
     let not_allowed = wait_for(&app, &admin, "?status=405", 1).await;
     assert!(not_allowed.iter().all(|e| e["status"] == 405));
     let client_errors = logs(&app, &admin, "?status=4xx").await["entries"].clone();
-    assert!(client_errors.as_array().unwrap().iter().all(|e| {
-        (400..500).contains(&e["status"].as_i64().unwrap())
-    }));
+    assert!(
+        client_errors
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| { (400..500).contains(&e["status"].as_i64().unwrap()) })
+    );
     let warnings = logs(&app, &admin, "?level=warn").await["entries"].clone();
-    assert!(warnings.as_array().unwrap().iter().all(|e| e["level"] == "warn"));
+    assert!(
+        warnings
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["level"] == "warn")
+    );
     assert!(!warnings.as_array().unwrap().is_empty());
 
     let by_username = wait_for(&app, &admin, "?user=Filtered", 2).await;
-    let by_id = logs(&app, &admin, &format!("?user={}", user["id"].as_str().unwrap())).await;
+    let by_id = logs(
+        &app,
+        &admin,
+        &format!("?user={}", user["id"].as_str().unwrap()),
+    )
+    .await;
     assert_eq!(by_username, *by_id["entries"].as_array().unwrap());
     assert!(by_username.iter().all(|e| e["user_id"] == user["id"]));
-    assert_eq!(logs(&app, &admin, "?user=nobody").await["entries"], json!([]));
+    assert_eq!(
+        logs(&app, &admin, "?user=nobody").await["entries"],
+        json!([])
+    );
 
     let future = logs(&app, &admin, "?since=2999-01-01T00:00:00Z").await;
     assert_eq!(future["entries"], json!([]));
     let past = logs(&app, &admin, "?until=2000-01-01T00:00:00Z").await;
     assert_eq!(past["entries"], json!([]));
-    let all_now = logs(&app, &admin, "?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z").await;
+    let all_now = logs(
+        &app,
+        &admin,
+        "?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z",
+    )
+    .await;
     assert!(!all_now["entries"].as_array().unwrap().is_empty());
 
-    for bad in ["?level=loud", "?status=7xx", "?since=yesterday", "?limit=0", "?limit=501", "?cursor=zz", "?bogus=1"] {
-        app.get_with_token(&format!("/logs{bad}"), &admin).await.problem(400);
+    for bad in [
+        "?level=loud",
+        "?status=7xx",
+        "?since=yesterday",
+        "?limit=0",
+        "?limit=501",
+        "?cursor=zz",
+        "?bogus=1",
+    ] {
+        app.get_with_token(&format!("/logs{bad}"), &admin)
+            .await
+            .problem(400);
     }
 }
 
@@ -137,7 +207,10 @@ async fn pages_are_newest_first_without_gaps_or_duplicates() {
         }
     }
     assert_eq!(seen.len(), 23);
-    assert!(seen.windows(2).all(|pair| pair[0] > pair[1]), "newest first: {seen:?}");
+    assert!(
+        seen.windows(2).all(|pair| pair[0] > pair[1]),
+        "newest first: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -156,7 +229,9 @@ async fn stats_count_by_component_status_class_and_bucket() {
     for _ in 0..3 {
         app.get("/health").await.expect(200);
     }
-    app.send(app.request(reqwest::Method::POST, "/health")).await.problem(405);
+    app.send(app.request(reqwest::Method::POST, "/health"))
+        .await
+        .problem(405);
     wait_for(&app, &admin, "?component=health", 4).await;
     let stats = app
         .get_with_token("/logs/stats?bucket=minute", &admin)
@@ -174,22 +249,34 @@ async fn stats_count_by_component_status_class_and_bucket() {
         .map(|b| b["count"].as_i64().unwrap())
         .sum();
     assert_eq!(bucket_total, stats["total"].as_i64().unwrap());
-    app.get_with_token("/logs/stats?bucket=week", &admin).await.problem(400);
+    app.get_with_token("/logs/stats?bucket=week", &admin)
+        .await
+        .problem(400);
 }
 
 #[tokio::test]
 async fn no_password_token_or_hash_is_ever_stored_in_the_log() {
     let (app, admin) = app_with_admin().await;
     let (_, token) = app.signed_in_user("secretive").await;
-    app.login_response("secretive", "a wrong password guess").await.problem(401);
-    app.get_with_token("/auth/authenticate", &token).await.expect(200);
+    app.login_response("secretive", "a wrong password guess")
+        .await
+        .problem(401);
+    app.get_with_token("/auth/authenticate", &token)
+        .await
+        .expect(200);
     wait_for(&app, &admin, "?event=login.failed", 1).await;
     let hash: String = open_database(&app)
-        .query_row("SELECT password_hash FROM users WHERE username_key = 'secretive'", [], |r| r.get(0))
+        .query_row(
+            "SELECT password_hash FROM users WHERE username_key = 'secretive'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     let db = open_database(&app);
     let mut statement = db
-        .prepare("SELECT fields || coalesce(route, '') || coalesce(request_id, '') FROM log_entries")
+        .prepare(
+            "SELECT fields || coalesce(route, '') || coalesce(request_id, '') FROM log_entries",
+        )
         .unwrap();
     let rows: Vec<String> = statement
         .query_map([], |row| row.get(0))
@@ -211,17 +298,29 @@ async fn the_chain_verifies_and_an_edited_row_is_found() {
         app.get("/health").await.expect(200);
     }
     wait_for(&app, &admin, "?component=health", 10).await;
-    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    let report = app
+        .get_with_token("/logs/verify", &admin)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(report["valid"], true, "{report}");
     assert!(report["entries_checked"].as_i64().unwrap() >= 10);
 
     let edited: i64 = open_database(&app)
-        .query_row("SELECT id FROM log_entries WHERE component = 'health' ORDER BY id LIMIT 1 OFFSET 4", [], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM log_entries WHERE component = 'health' ORDER BY id LIMIT 1 OFFSET 4",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     open_database(&app)
         .execute("UPDATE log_entries SET status = 500 WHERE id = ?", [edited])
         .unwrap();
-    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    let report = app
+        .get_with_token("/logs/verify", &admin)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(report["valid"], false);
     assert_eq!(report["broken_at"], edited, "{report}");
 }
@@ -239,12 +338,20 @@ async fn a_deleted_row_breaks_the_chain_at_its_successor() {
         let mut statement = db
             .prepare("SELECT id FROM log_entries WHERE component = 'health' ORDER BY id")
             .unwrap();
-        statement.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+        statement
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     };
     open_database(&app)
         .execute("DELETE FROM log_entries WHERE id = ?", [ids[2]])
         .unwrap();
-    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    let report = app
+        .get_with_token("/logs/verify", &admin)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(report["valid"], false);
     assert_eq!(report["broken_at"], ids[3], "{report}");
 }
@@ -257,7 +364,11 @@ async fn concurrent_requests_keep_the_chain_valid() {
         reply.expect(200);
     }
     wait_for(&app, &admin, "?component=health&limit=500", 150).await;
-    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    let report = app
+        .get_with_token("/logs/verify", &admin)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(report["valid"], true, "{report}");
     assert!(report["entries_checked"].as_i64().unwrap() >= 150);
 }
@@ -278,11 +389,17 @@ async fn retention_prunes_old_entries_and_the_chain_still_verifies() {
         )
         .unwrap();
     assert_eq!(aged, 3, "the entries were not sealed yet");
-    let report = app.get_with_token("/logs/verify", &admin).await.expect(200).json();
+    let report = app
+        .get_with_token("/logs/verify", &admin)
+        .await
+        .expect(200)
+        .json();
     assert_eq!(report["valid"], true, "{report}");
     assert_eq!(report["anchor_id"], 3, "{report}");
     let remaining: i64 = open_database(&app)
-        .query_row("SELECT count(*) FROM log_entries WHERE id <= 3", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM log_entries WHERE id <= 3", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(remaining, 0);
 }

@@ -5,6 +5,7 @@ mod conformance;
 mod health;
 mod helpers;
 mod logs;
+mod messages;
 mod migrations;
 mod openapi;
 mod tokens;
