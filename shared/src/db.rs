@@ -269,22 +269,19 @@ impl Db {
 
     /// Runs `sql` and returns its rows as `T`s, having SQLite pack them into one JSON array:
     /// Spin streams query results row by row (a host round trip each), so a page of fifty rows
-    /// costs fifty round trips as rows and one as JSON. `columns` are the result columns to
-    /// keep (text and numbers only: JSON has no blobs) and `order` re-states the query's order.
+    /// costs fifty round trips as rows and one as JSON. `fields` are the JSON keys with the SQL
+    /// expressions (over `sql`'s result columns) that fill them, and `order` re-states the
+    /// query's order.
     pub async fn query_json<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
-        columns: &[&str],
+        fields: &[(&str, &str)],
         order: &str,
         params: impl IntoIterator<Item = Value>,
     ) -> Result<Vec<T>, DbError> {
-        let object = columns
-            .iter()
-            .map(|column| format!("'{column}', \"{column}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
         let packed = format!(
-            "SELECT json_group_array(json_object({object}) ORDER BY {order}) AS rows FROM ({sql})"
+            "SELECT {} AS rows FROM ({sql})",
+            json_array_of(fields, order)
         );
         let rows = self.query(&packed, params).await?;
         let json: String = rows
@@ -349,6 +346,16 @@ impl Db {
             .unwrap_or(0);
         Ok(version)
     }
+}
+
+/// `json_group_array(json_object('key', expression, ...) ORDER BY order)`.
+pub fn json_array_of(fields: &[(&str, &str)], order: &str) -> String {
+    let object = fields
+        .iter()
+        .map(|(key, expression)| format!("'{key}', {expression}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("json_group_array(json_object({object}) ORDER BY {order})")
 }
 
 fn statement_summary(sql: &str) -> String {

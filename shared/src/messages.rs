@@ -42,7 +42,14 @@ pub struct Message {
 /// The columns a message is read from, named as the API names them (plus `seq`).
 const COLUMNS: &str =
     "seq, id, sender_name AS \"from\", recipient_name AS \"to\", body, created_at, read_at";
-const FIELDS: &[&str] = &["id", "from", "to", "body", "created_at", "read_at"];
+const FIELDS: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("from", "\"from\""),
+    ("to", "\"to\""),
+    ("body", "body"),
+    ("created_at", "created_at"),
+    ("read_at", "read_at"),
+];
 
 fn message(row: Row<'_>) -> anyhow::Result<Message> {
     Ok(Message {
@@ -173,18 +180,14 @@ pub async fn conversation(
         Some(id) => cursor_position(db, &reader.id, id).await?,
         None => i64::MAX,
     };
-    let object = FIELDS
-        .iter()
-        .map(|field| format!("'{field}', \"{field}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let packed = crate::db::json_array_of(FIELDS, "seq DESC");
     // The conversation key is a scalar subquery, so the (conversation, seq) index serves the
     // page directly, newest first, whatever the conversation's length.
     let rows = db
         .query(
             &format!(
                 "SELECT (SELECT id FROM users WHERE username_key = ?2) AS other_id,
-                        (SELECT json_group_array(json_object({object}) ORDER BY seq DESC)
+                        (SELECT {packed}
                          FROM (SELECT {COLUMNS} FROM messages
                                WHERE conversation = (SELECT {CONVERSATION_OF} FROM users u
                                                      WHERE u.username_key = ?2)

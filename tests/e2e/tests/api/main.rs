@@ -1,6 +1,7 @@
 //! End-to-end tests against the built `.wasm` components on spin-test-host.
 
 mod accounts;
+mod catalog;
 mod conformance;
 mod health;
 mod helpers;
