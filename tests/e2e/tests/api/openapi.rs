@@ -64,7 +64,13 @@ fn every_described_path_is_routed_by_the_manifest() {
 fn every_operation_documents_its_responses_and_request_examples() {
     let document = document();
     for (path, item) in document["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
+        let methods = ["get", "put", "post", "delete", "patch", "head", "options"];
+        for (method, operation) in item
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| methods.contains(&key.as_str()))
+        {
             let responses = operation["responses"].as_object();
             assert!(
                 responses.is_some_and(|r| !r.is_empty()),
