@@ -9,6 +9,10 @@
 
 mod load;
 mod scenarios;
+mod seed;
+
+/// The administrator of the seeded app (for the logs scenario).
+pub const BENCH_ADMIN: &str = "bench-admin";
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -51,6 +55,18 @@ struct Cli {
     #[arg(long)]
     floor_url: Option<String>,
 
+    /// Catalog items seeded for the large-data scenarios.
+    #[arg(long, default_value_t = 100_000)]
+    items: usize,
+
+    /// Property listings seeded for the similarity search scenario.
+    #[arg(long, default_value_t = 100_000)]
+    listings: usize,
+
+    /// Log entries seeded for the logs scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    log_entries: usize,
+
     /// Where to write the results table (default: bench/results/<time>.md).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -58,10 +74,16 @@ struct Cli {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+
+    /// Seed this (new) state directory with --items, --listings and --log-entries, then exit:
+    /// `spin-test-host --state-dir <dir>` (or `spin up --state-dir <dir>`) serves it.
+    #[arg(long, value_name = "DIR")]
+    seed_into: Option<std::path::PathBuf>,
 }
 
 struct Targets {
     urls: HashMap<&'static str, String>,
+    seeded: std::sync::Arc<seed::Seeded>,
     _hosts: Vec<(RunningHost, tempfile::TempDir)>,
 }
 
@@ -70,14 +92,15 @@ fn target_key(target: Target) -> &'static str {
         Target::Floor => "floor",
         Target::App => "app",
         Target::AppWithoutAccessLog => "app-without-access-log",
+        Target::Seeded => "seeded",
     }
 }
 
 async fn start(
     manifest: std::path::PathBuf,
     variables: &[(&str, &str)],
+    state: tempfile::TempDir,
 ) -> Result<(RunningHost, tempfile::TempDir)> {
-    let state = tempfile::tempdir()?;
     let mut config = HostConfig::new(state.path());
     config.manifest = manifest;
     config.reuse = e2e::InstanceReuse::Spin;
@@ -91,6 +114,7 @@ async fn start(
 async fn targets(cli: &Cli, needed: &[Target]) -> Result<Targets> {
     let mut urls = HashMap::new();
     let mut hosts = Vec::new();
+    let mut seeded = seed::Seeded::default();
     let root = workspace_root();
     for &target in needed {
         let key = target_key(target);
@@ -101,18 +125,36 @@ async fn targets(cli: &Cli, needed: &[Target]) -> Result<Targets> {
             Target::Floor => cli.floor_url.clone(),
             Target::App => cli.app_url.clone(),
             Target::AppWithoutAccessLog => cli.app_without_access_log_url.clone(),
+            Target::Seeded => None,
         };
         let url = match given {
             Some(url) => url,
             None => {
+                let state = tempfile::tempdir()?;
                 let (manifest, variables): (_, &[(&str, &str)]) = match target {
                     Target::Floor => (root.join("bench/spin.toml"), &[]),
                     Target::App => (root.join("spin.toml"), &[]),
                     Target::AppWithoutAccessLog => {
                         (root.join("spin.toml"), &[("access_log", "off")])
                     }
+                    Target::Seeded => {
+                        eprintln!(
+                            "seeding {} items, {} listings and {} log entries...",
+                            cli.items, cli.listings, cli.log_entries
+                        );
+                        let started = std::time::Instant::now();
+                        seeded = seed::seed(
+                            state.path(),
+                            scenarios::PASSWORD,
+                            cli.items,
+                            cli.listings,
+                            cli.log_entries,
+                        )?;
+                        eprintln!("seeded in {:.0?}", started.elapsed());
+                        (root.join("spin.toml"), &[("admin_usernames", BENCH_ADMIN)])
+                    }
                 };
-                let (host, state) = start(manifest, variables).await?;
+                let (host, state) = start(manifest, variables, state).await?;
                 let url = host.base_url.clone();
                 hosts.push((host, state));
                 url
@@ -122,6 +164,7 @@ async fn targets(cli: &Cli, needed: &[Target]) -> Result<Targets> {
     }
     Ok(Targets {
         urls,
+        seeded: std::sync::Arc::new(seeded),
         _hosts: hosts,
     })
 }
@@ -131,6 +174,7 @@ async fn measure(cli: &Cli, scenario: &Scenario, targets: &Targets) -> Result<Me
     let setup = Setup {
         client: reqwest::Client::new(),
         base_url: base_url.clone(),
+        seeded: targets.seeded.clone(),
     };
     let factory = scenarios::prepare(scenario, &setup)
         .await
@@ -162,6 +206,27 @@ async fn main() -> Result<()> {
         for scenario in SCENARIOS {
             println!("{:<28} {}", scenario.name, scenario.description);
         }
+        return Ok(());
+    }
+    if let Some(dir) = &cli.seed_into {
+        let started = std::time::Instant::now();
+        let seeded = seed::seed(
+            dir,
+            scenarios::PASSWORD,
+            cli.items,
+            cli.listings,
+            cli.log_entries,
+        )?;
+        eprintln!(
+            "seeded {} items, {} listings and {} log entries into {} in {:.0?} (user {}, password {:?})",
+            seeded.item_ids.len(),
+            seeded.listing_ids.len(),
+            cli.log_entries,
+            dir.display(),
+            started.elapsed(),
+            seed::SEED_OWNER,
+            scenarios::PASSWORD,
+        );
         return Ok(());
     }
     let floor = scenarios::find("hello").expect("the floor scenario exists");

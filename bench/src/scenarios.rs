@@ -18,6 +18,8 @@ pub enum Target {
     App,
     /// spin.toml with `access_log=off`, to price logging.
     AppWithoutAccessLog,
+    /// spin.toml on a state directory seeded with many items, listings and log entries.
+    Seeded,
 }
 
 #[derive(Clone, Copy)]
@@ -59,6 +61,36 @@ pub const SCENARIOS: &[Scenario] = &[
         description: "POST /messages from 32 senders to one recipient",
     },
     Scenario {
+        name: "catalog-get",
+        target: Target::Seeded,
+        description: "GET /catalog/items/{id} over the seeded items",
+    },
+    Scenario {
+        name: "catalog-search",
+        target: Target::Seeded,
+        description: "GET /catalog/items?q=<word>&category=<category> over the seeded items",
+    },
+    Scenario {
+        name: "logs-query",
+        target: Target::Seeded,
+        description: "GET /logs?component=<component>&limit=50 over the seeded log",
+    },
+    Scenario {
+        name: "similarity-cached",
+        target: Target::App,
+        description: "POST /similarity for 16 pairs, cached after the warm-up",
+    },
+    Scenario {
+        name: "similarity-uncached",
+        target: Target::App,
+        description: "POST /similarity for a new pair every time",
+    },
+    Scenario {
+        name: "similarity-search",
+        target: Target::Seeded,
+        description: "POST /similarity/search with k=10 over the seeded listings",
+    },
+    Scenario {
         name: "login",
         target: Target::App,
         description: "POST /auth/login with the right password (argon2id-bound)",
@@ -85,6 +117,8 @@ pub fn find(name: &str) -> Option<Scenario> {
 pub struct Setup {
     pub client: reqwest::Client,
     pub base_url: String,
+    /// What was seeded into the Seeded target's state directory.
+    pub seeded: Arc<crate::seed::Seeded>,
 }
 
 impl Setup {
@@ -126,6 +160,37 @@ fn request(method: http::Method, uri: &str) -> http::request::Builder {
         .method(method)
         .uri(uri)
         .header(http::header::HOST, "127.0.0.1")
+}
+
+/// Real Ames houses from the model's reference files.
+fn reference_houses() -> Result<Vec<Value>> {
+    let path = e2e::workspace_root().join("models/reference-search.json");
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    Ok(reference["listings"]
+        .as_array()
+        .context("listings")?
+        .clone())
+}
+
+/// A required whole-number feature of the model and its range, to make pairs unique.
+fn varied_feature() -> Result<(String, f64, f64)> {
+    let path = e2e::workspace_root().join("models/ames-similarity.json");
+    let metadata: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let feature = metadata["features"]
+        .as_array()
+        .context("features")?
+        .iter()
+        .find(|f| {
+            f["type"] == "number"
+                && f["required"] == true
+                && !f["name"].as_str().unwrap_or("").starts_with("year")
+        })
+        .context("a required numeric feature")?;
+    Ok((
+        feature["name"].as_str().unwrap_or_default().to_owned(),
+        feature["minimum"].as_f64().unwrap_or(0.0),
+        feature["maximum"].as_f64().unwrap_or(1.0),
+    ))
 }
 
 fn get(path: &'static str, token: Option<String>) -> RequestFactory {
@@ -206,6 +271,97 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
                         format!("Bearer {}", senders[n as usize % senders.len()]),
                     )
                     .body(Full::new(body.clone()))
+                    .unwrap()
+            })
+        }
+        "catalog-get" => {
+            let ids = setup.seeded.item_ids.clone();
+            anyhow::ensure!(!ids.is_empty(), "nothing was seeded");
+            Arc::new(move |n| {
+                request(
+                    http::Method::GET,
+                    &format!("/catalog/items/{}", ids[(n as usize * 7919) % ids.len()]),
+                )
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+            })
+        }
+        "catalog-search" => {
+            let words = crate::seed::vocabulary(5_000);
+            Arc::new(move |n| {
+                let word = &words[crate::seed::Random::new(n).zipf(words.len())];
+                let category = crate::seed::CATEGORIES[n as usize % crate::seed::CATEGORIES.len()];
+                request(
+                    http::Method::GET,
+                    &format!("/catalog/items?q={word}&category={category}"),
+                )
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+            })
+        }
+        "logs-query" => {
+            let token = setup.token_for(crate::BENCH_ADMIN).await?;
+            const COMPONENTS: &[&str] = &["authenticate", "login", "messages", "catalog", "health"];
+            Arc::new(move |n| {
+                request(
+                    http::Method::GET,
+                    &format!(
+                        "/logs?component={}&limit=50",
+                        COMPONENTS[n as usize % COMPONENTS.len()]
+                    ),
+                )
+                .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+            })
+        }
+        "similarity-cached" | "similarity-uncached" => {
+            let token = setup.token_for("bench-appraiser").await?;
+            let houses = reference_houses()?;
+            let unique = scenario.name == "similarity-uncached";
+            let (vary, low, high) = varied_feature()?;
+            Arc::new(move |n| {
+                let n = n as usize;
+                let mut a = houses[n % houses.len()].clone();
+                let b = houses[(n / houses.len() + 1 + n) % houses.len()].clone();
+                if unique {
+                    // A different value every request (within the model's range): a new pair.
+                    let span = (high - low).max(1.0);
+                    a[&vary] = json!((low + (n as f64 * 0.37) % span).round());
+                } else {
+                    a = houses[n % 4].clone();
+                }
+                let body = serde_json::to_vec(
+                    &json!({"a": a, "b": if unique { b } else { houses[4 + n % 4].clone() }}),
+                )
+                .unwrap();
+                request(http::Method::POST, "/similarity")
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap()
+            })
+        }
+        "similarity-search" => {
+            let token = setup.token_for("bench-appraiser").await?;
+            let houses = reference_houses()?;
+            // The first search brings the listings index up to date with the seeded catalog.
+            setup
+                .post(
+                    "/similarity/search",
+                    &json!({"property": houses[0], "k": 10}),
+                    Some(&token),
+                )
+                .await?;
+            Arc::new(move |n| {
+                let body = serde_json::to_vec(
+                    &json!({"property": houses[n as usize % houses.len()], "k": 10}),
+                )
+                .unwrap();
+                request(http::Method::POST, "/similarity/search")
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Full::new(Bytes::from(body)))
                     .unwrap()
             })
         }

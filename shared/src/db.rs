@@ -7,8 +7,8 @@
 //! and autocommit writes commit at once, so nothing is cached but the handle. A transaction
 //! runs on a connection of its own ([`Db::transaction`]), so concurrent requests in the
 //! instance can never find their statements inside someone else's transaction. Because other
-//! requests interleave on the shared connection, callers use `RETURNING` rather than the
-//! connection's `changes()` / `last_insert_rowid()`.
+//! requests interleave on the shared connection, callers use `RETURNING` (for a row or two)
+//! rather than the connection's `changes()` / `last_insert_rowid()`.
 //!
 //! Durability choice: the database runs in WAL mode with `synchronous = NORMAL`. A commit is
 //! then a write into the WAL file without an fsync; the file is synced at checkpoints. That
@@ -212,6 +212,9 @@ pub struct Db {
 thread_local! {
     /// This instance's connection for single statements.
     static SHARED: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
+    /// This instance's connection for background writes (the log), kept apart so that a write
+    /// waiting for SQLite's write lock never holds up the requests' reads.
+    static BACKGROUND: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
 }
 
 impl Db {
@@ -223,6 +226,16 @@ impl Db {
         }
         let db = Rc::new(Self::open().await?);
         SHARED.with(|shared| *shared.borrow_mut() = Some(db.clone()));
+        Ok(db)
+    }
+
+    /// This instance's connection for writes made after responses (the log).
+    pub async fn background() -> Result<Rc<Self>, ApiError> {
+        if let Some(db) = BACKGROUND.with(|background| background.borrow().clone()) {
+            return Ok(db);
+        }
+        let db = Rc::new(Self::open().await?);
+        BACKGROUND.with(|background| *background.borrow_mut() = Some(db.clone()));
         Ok(db)
     }
 
@@ -294,7 +307,16 @@ impl Db {
         })
     }
 
-    /// Runs a statement for its effect. (To learn what it changed, add `RETURNING`.)
+    /// The rowid of this connection's latest INSERT. Only meaningful on a connection that no
+    /// other task uses meanwhile (a transaction's, or the background writer's).
+    pub async fn last_insert_rowid(&self) -> i64 {
+        self.connection.last_insert_rowid().await
+    }
+
+    /// Runs a statement for its effect. (To learn what it changed, add `RETURNING`, but only
+    /// for a row or two: an autocommit write commits when its last returned row has been read,
+    /// and Spin streams rows to the guest a few at a time, so a long RETURNING holds SQLite's
+    /// write lock while the guest is busy elsewhere.)
     pub async fn execute(
         &self,
         sql: &str,

@@ -263,11 +263,11 @@ pub fn internal_error(ctx: &RequestCtx, cause: &anyhow::Error) {
 thread_local! {
     /// Entries of this instance's finished requests waiting to be stored.
     static PENDING: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
-    /// Whether a flush is already scheduled to pick up [`PENDING`].
-    static FLUSH_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    /// Whether this instance's flusher is running (there is never more than one).
+    static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// How long a flush waits for other requests of the instance to finish, so their entries
+/// How long the flusher waits for other requests of the instance to finish, so their entries
 /// share one INSERT (one commit) instead of one each.
 const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -286,22 +286,31 @@ pub(crate) async fn finish_request(ctx: RequestCtx, status: StatusCode) {
     }
     let _ = std::io::Write::write_all(&mut std::io::stderr(), lines.as_bytes());
     PENDING.with(|pending| pending.borrow_mut().extend(entries));
-    if FLUSH_SCHEDULED.with(|scheduled| scheduled.replace(true)) {
+    if FLUSHING.with(|flushing| flushing.replace(true)) {
         return;
     }
     // Runs after the response has been returned, within this request's task.
     spin_sdk::wit_bindgen::spawn(flush_pending());
 }
 
+/// Stores pending entries until none are left. Being the only user of the instance's
+/// background connection matters: Spin answers `last_insert_rowid` by locking the connection
+/// on the instance's event loop, which would stall the whole instance behind a concurrent
+/// statement waiting for the write lock.
 async fn flush_pending() {
-    spin_sdk::time::sleep(FLUSH_DELAY).await;
-    let entries = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
-    FLUSH_SCHEDULED.with(|scheduled| scheduled.set(false));
-    if let Err(error) = store(entries).await {
-        eprintln!(
-            "{}",
-            json!({"level": "error", "event": "log.store_failed", "fields": {"error": error.to_string()}})
-        );
+    loop {
+        spin_sdk::time::sleep(FLUSH_DELAY).await;
+        let entries = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
+        if entries.is_empty() {
+            FLUSHING.with(|flushing| flushing.set(false));
+            return;
+        }
+        if let Err(error) = store(entries).await {
+            eprintln!(
+                "{}",
+                json!({"level": "error", "event": "log.store_failed", "fields": {"error": error.to_string()}})
+            );
+        }
     }
 }
 
@@ -309,17 +318,18 @@ async fn store(entries: Vec<Entry>) -> Result<(), crate::ApiError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let db = Db::shared().await?;
+    let db = Db::background().await?;
     let row = format!("({})", ["?"; 12].join(", "));
+    let count = entries.len() as i64;
     let sql = format!(
-        "INSERT INTO log_entries ({COLUMNS}) VALUES {} RETURNING id",
+        "INSERT INTO log_entries ({COLUMNS}) VALUES {}",
         vec![row.as_str(); entries.len()].join(", ")
     );
     let params: Vec<Param> = entries.into_iter().flat_map(Entry::params).collect();
-    let ids = db.query(&sql, params).await?;
-    let crosses_seal_point = ids
-        .iter()
-        .any(|row| row.get::<i64>("id").is_ok_and(|id| id % SEAL_EVERY == 0));
+    db.execute(&sql, params).await?;
+    // Safe: the instance's single flusher is the only user of this connection.
+    let last = db.last_insert_rowid().await;
+    let crosses_seal_point = (last - count + 1..=last).any(|id| id % SEAL_EVERY == 0);
     if crosses_seal_point {
         let retention_days = crate::config::parse::<i64>("log_retention_days", |d| *d > 0)
             .await
@@ -459,54 +469,42 @@ async fn prune(
     retention_days: i64,
 ) -> Result<(), crate::ApiError> {
     let cutoff = crate::time::unix_millis() - retention_days * 86_400_000;
+    // One index lookup answers the usual case: nothing has expired.
+    let oldest: Option<i64> = db
+        .query("SELECT min(at_ms) AS oldest FROM log_entries", [])
+        .await?
+        .first()
+        .map(|row| row.get("oldest"))
+        .transpose()?
+        .flatten();
+    if oldest.is_none_or(|oldest| oldest >= cutoff) {
+        return Ok(());
+    }
+    // Entries are pruned from the oldest id on, up to PRUNE_BATCH of them, and only while they
+    // are all expired: an old entry kept alive behind a newer one (clock skew) waits.
     let rows = db
         .query(
-            "SELECT id, hash FROM log_entries
-             WHERE id <= ? AND at_ms < ? ORDER BY id LIMIT 1 OFFSET ?",
+            "SELECT id, hash, at_ms FROM log_entries WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
             [
+                Param::Integer(state.anchor_id),
                 Param::Integer(state.sealed_through),
-                Param::Integer(cutoff),
-                Param::Integer(PRUNE_BATCH - 1),
+                Param::Integer(PRUNE_BATCH),
             ],
         )
         .await?;
-    // Either the PRUNE_BATCH-th oldest expired entry, or the newest expired one if fewer.
-    let last = match rows.first() {
-        Some(row) => Some((row.get::<i64>("id")?, row.get::<Option<String>>("hash")?)),
-        None => {
-            let rows = db
-                .query(
-                    "SELECT id, hash FROM log_entries WHERE id <= ? AND at_ms < ?
-                     ORDER BY id DESC LIMIT 1",
-                    [Param::Integer(state.sealed_through), Param::Integer(cutoff)],
-                )
-                .await?;
-            match rows.first() {
-                Some(row) => Some((row.get::<i64>("id")?, row.get::<Option<String>>("hash")?)),
-                None => None,
-            }
+    let mut last: Option<(i64, String)> = None;
+    for row in rows.iter() {
+        if row.get::<i64>("at_ms")? >= cutoff {
+            break;
         }
-    };
-    // Entries are pruned from the oldest on; an old entry kept alive behind a newer one
-    // (clock skew) simply waits for the next round.
-    let Some((last_id, Some(last_hash))) = last else {
-        return Ok(());
-    };
-    let oldest_kept_before = db
-        .query(
-            "SELECT count(*) AS n FROM log_entries WHERE id <= ? AND at_ms >= ?",
-            [Param::Integer(last_id), Param::Integer(cutoff)],
-        )
-        .await?;
-    if oldest_kept_before
-        .first()
-        .map(|r| r.get::<i64>("n"))
-        .transpose()?
-        .unwrap_or(0)
-        > 0
-    {
-        return Ok(());
+        match row.get::<Option<String>>("hash")? {
+            Some(hash) => last = Some((row.get("id")?, hash)),
+            None => break,
+        }
     }
+    let Some((last_id, last_hash)) = last else {
+        return Ok(());
+    };
     db.execute(
         "DELETE FROM log_entries WHERE id <= ?",
         [Param::Integer(last_id)],

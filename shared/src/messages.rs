@@ -296,19 +296,27 @@ pub async fn mark_read(db: &Db, reader_id: &str, sender: &str) -> Result<Option<
     else {
         return Ok(None);
     };
-    let rows = db
-        .query(
+    // Counted on a connection of its own: changes() is per connection.
+    let marked = Db::transaction(async |db: &Db| -> Result<i64, ApiError> {
+        db.execute(
             "UPDATE messages SET read_at = ?
-             WHERE recipient_id = ? AND sender_id = ? AND read_at IS NULL
-             RETURNING seq",
+             WHERE recipient_id = ? AND sender_id = ? AND read_at IS NULL",
             [
                 Param::Text(crate::time::now_rfc3339()),
                 Param::Text(reader_id.to_owned()),
-                Param::Text(sender_id),
+                Param::Text(sender_id.clone()),
             ],
         )
         .await?;
-    Ok(Some(rows.len()))
+        let rows = db.query("SELECT changes() AS n", []).await?;
+        Ok(rows
+            .first()
+            .map(|row| row.get("n"))
+            .transpose()?
+            .unwrap_or(0))
+    })
+    .await?;
+    Ok(Some(marked as usize))
 }
 
 #[cfg(test)]

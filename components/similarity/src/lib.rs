@@ -1,0 +1,263 @@
+//! Property similarity. `POST /similarity` scores two properties with the ONNX model (run by
+//! tract inside the component); `POST /similarity/search` finds the catalog listings most like
+//! a property or like a listing.
+//!
+//! Scores are cached in the key-value store under the model's identity and a canonical form
+//! of the pair, so equal inputs (in either order) hit the cache, a new model version never sees
+//! an old score, and a cache hit never loads the model.
+
+pub mod index;
+pub mod model;
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use std::cell::{Cell, RefCell};
+
+    use http::Method;
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Value, json};
+    use shared::auth::authenticate;
+    use shared::catalog::{Category, Currency};
+    use shared::db::Param;
+    use shared::http::{JsonBody, method_not_allowed};
+    use shared::{ApiError, Event, FieldError, Reply, RequestCtx};
+    use spin_sdk::http::Request;
+    use spin_sdk::http_service;
+
+    use crate::{index, model};
+
+    const MAX_K: i64 = 50;
+    /// Cache writes waiting per instance; more are dropped (the cache is best-effort, and every
+    /// key-value write under Spin is an fsync behind one store-wide lock).
+    const MAX_PENDING_CACHE_WRITES: usize = 64;
+
+    #[http_service]
+    async fn handle(request: Request) -> shared::http::Response {
+        shared::serve("similarity", request, route).await
+    }
+
+    async fn route(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+        let route = match ctx.path.trim_end_matches('/') {
+            "/similarity" => "/similarity",
+            "/similarity/search" => "/similarity/search",
+            _ => return Err(ApiError::not_found("no such route")),
+        };
+        ctx.route = Some(route);
+        if ctx.method != Method::POST {
+            return Err(method_not_allowed(&[Method::POST]));
+        }
+        if route == "/similarity" {
+            score(ctx).await
+        } else {
+            search(ctx).await
+        }
+    }
+
+    /// Validates a property field of the body, reporting problems as `field.feature`.
+    fn property(body: &mut JsonBody, field: &str) -> Option<Vec<f32>> {
+        let value = body.take(field);
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            body.reject(field, "is required");
+            return None;
+        };
+        match model::metadata().encode(&value) {
+            Ok(row) => Some(row),
+            Err(errors) => {
+                for (feature, detail) in errors {
+                    let name = if feature.is_empty() {
+                        field.to_owned()
+                    } else {
+                        format!("{field}.{feature}")
+                    };
+                    body.reject(&name, detail);
+                }
+                None
+            }
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct CachedScore {
+        model: String,
+        score: f64,
+    }
+
+    /// The cache key: the model's identity and the two encoded properties in a fixed order.
+    fn cache_key(model_id: &str, a: &[f32], b: &[f32]) -> String {
+        let bytes = |row: &[f32]| {
+            row.iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<u8>>()
+        };
+        let (first, second) = {
+            let (a, b) = (bytes(a), bytes(b));
+            if a <= b { (a, b) } else { (b, a) }
+        };
+        let mut material = model_id.as_bytes().to_vec();
+        material.push(0);
+        material.extend(first);
+        material.push(0);
+        material.extend(second);
+        format!("similarity:{}", shared::hex_sha256(&material))
+    }
+
+    thread_local! {
+        static PENDING: RefCell<Vec<(String, CachedScore)>> = const { RefCell::new(Vec::new()) };
+        static WRITER_RUNNING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Queues a cache write for after the response; one writer per instance drains the queue.
+    fn remember(key: String, value: CachedScore) {
+        let queued = PENDING.with(|pending| {
+            let mut pending = pending.borrow_mut();
+            if pending.len() < MAX_PENDING_CACHE_WRITES {
+                pending.push((key, value));
+                true
+            } else {
+                false
+            }
+        });
+        if queued && !WRITER_RUNNING.with(|running| running.replace(true)) {
+            spin_sdk::wit_bindgen::spawn(async {
+                while let Some((key, value)) = PENDING.with(|pending| pending.borrow_mut().pop()) {
+                    if let Ok(kv) = shared::kv::Kv::open().await {
+                        let _ = kv.set(&key, &value, None).await;
+                    }
+                }
+                WRITER_RUNNING.with(|running| running.set(false));
+            });
+        }
+    }
+
+    async fn score(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+        authenticate(ctx).await?;
+        let mut body = ctx.json_body().await?;
+        let a = property(&mut body, "a");
+        let b = property(&mut body, "b");
+        let (a, b) = body.finish((a, b))?;
+        let metadata = model::metadata();
+        let model_id = metadata.id();
+        let key = cache_key(&model_id, &a, &b);
+
+        let cached: Option<CachedScore> = ctx.kv().await?.get(&key).await?;
+        let (score, cached) = match cached.filter(|entry| entry.model == model_id) {
+            Some(entry) => (entry.score, true),
+            None => {
+                let embeddings = model::embed(&[a, b]).map_err(ApiError::internal)?;
+                let score = metadata.score(&embeddings[0], &embeddings[1]);
+                remember(
+                    key,
+                    CachedScore {
+                        model: model_id.clone(),
+                        score,
+                    },
+                );
+                (score, false)
+            }
+        };
+        Ok(Reply::ok(
+            &json!({ "score": score, "model": model_id, "cached": cached }),
+        ))
+    }
+
+    async fn search(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+        authenticate(ctx).await?;
+        let mut body = ctx.json_body().await?;
+        let item_id = body.optional("item_id", |v| shared::http::as_str(v).map(str::to_owned));
+        let query_row = match body.take("property") {
+            None | Some(Value::Null) => Some(None),
+            Some(value) => match model::metadata().encode(&value) {
+                Ok(row) => Some(Some(row)),
+                Err(errors) => {
+                    for (feature, detail) in errors {
+                        body.reject(&format!("property.{feature}").trim_end_matches('.'), detail);
+                    }
+                    None
+                }
+            },
+        };
+        let k = body.optional("k", |v| match v.as_i64() {
+            Some(k) if (1..=MAX_K).contains(&k) => Ok(k as usize),
+            _ => Err(format!("must be a whole number from 1 to {MAX_K}")),
+        });
+        let category = body.optional("category", |v| {
+            Category::parse(v).map(|c| c.as_str().to_owned())
+        });
+        let currency = body.optional("currency", |v| {
+            Currency::parse_str(shared::http::as_str(v)?).map(|c| c.code().to_owned())
+        });
+        let amount = |v: &Value| match v.as_i64() {
+            Some(n) if n >= 0 => Ok(n),
+            _ => Err("must be a whole, non-negative number of minor units".to_owned()),
+        };
+        let min_price = body.optional("min_price", amount);
+        let max_price = body.optional("max_price", amount);
+        if matches!(
+            (&item_id, &query_row),
+            (Some(Some(_)), Some(Some(_))) | (Some(None), Some(None))
+        ) {
+            body.reject("property", "give exactly one of property or item_id");
+        }
+        if (matches!(min_price, Some(Some(_))) || matches!(max_price, Some(Some(_))))
+            && matches!(currency, Some(None))
+        {
+            body.reject("currency", "is required with min_price or max_price");
+        }
+        let (item_id, query_row, k, category, currency, min_price, max_price) = body.finish((
+            item_id, query_row, k, category, currency, min_price, max_price,
+        ))?;
+
+        let db = ctx.db().await?;
+        index::catch_up(&db).await?;
+        index::refresh(&db).await?;
+        let query = match (&query_row, &item_id) {
+            (Some(row), _) => model::embed(std::slice::from_ref(row))
+                .map_err(ApiError::internal)?
+                .remove(0),
+            (None, Some(id)) => index::embedding_of(id).ok_or_else(|| {
+                ApiError::Validation(vec![FieldError::body(
+                    "item_id",
+                    "is not a catalog listing whose attributes describe a property",
+                )])
+            })?,
+            (None, None) => unreachable!("validated above"),
+        };
+        let filter = index::Filter {
+            category,
+            currency,
+            min_price,
+            max_price,
+            exclude: item_id.clone(),
+        };
+        let nearest = index::nearest(&query, k.unwrap_or(10), &filter);
+
+        // The listings themselves, in one query, in score order.
+        let ids: Vec<String> = nearest.iter().map(|(id, _)| id.clone()).collect();
+        let items: Vec<shared::catalog::Item> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let placeholders = vec!["?"; ids.len()].join(", ");
+            db.query_json(
+                &format!("SELECT * FROM catalog_items WHERE id IN ({placeholders})"),
+                shared::catalog::ITEM_JSON_FIELDS,
+                "seq",
+                ids.iter().map(|id| Param::Text(id.clone())),
+            )
+            .await?
+        };
+        let results: Vec<Value> = nearest
+            .iter()
+            .filter_map(|(id, score)| {
+                let item = items.iter().find(|item| &item.id == id)?;
+                Some(json!({ "score": score, "item": item }))
+            })
+            .collect();
+        ctx.event(Event::info(
+            "similarity.search",
+            json!({ "by": if item_id.is_some() { "item" } else { "property" }, "k": k.unwrap_or(10), "results": results.len() }),
+        ));
+        Ok(Reply::ok(
+            &json!({ "model": model::metadata().id(), "results": results }),
+        ))
+    }
+}
