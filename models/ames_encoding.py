@@ -43,10 +43,6 @@ NUMERIC_FEATURES = [
      "Total basement area (0 if there is no basement)", False, 0, 7000, False),
     ("year_built", "Year_Built", "year",
      "Original construction year", True, 1850, 2030, True),
-    ("year_remodeled", "Year_Remod_Add", "year",
-     "Year of the last remodel or addition (the construction year if never "
-     "remodeled; the source data record 1950 for anything remodeled earlier)",
-     True, 1850, 2030, True),
     ("overall_condition", "Overall_Cond", "rating 1-10",
      "Overall condition of the house: 1 Very Poor, 2 Poor, 3 Fair, "
      "4 Below Average, 5 Average, 6 Above Average, 7 Good, 8 Very Good, "

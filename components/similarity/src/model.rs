@@ -181,7 +181,7 @@ impl Feature {
     }
 }
 
-type Plan = TypedRunnableModel<TypedModel>;
+type Plan = std::sync::Arc<TypedRunnableModel>;
 
 /// The optimised network, built once per instance on first use (a cache hit never builds it).
 pub fn network() -> anyhow::Result<&'static Plan> {
@@ -215,7 +215,7 @@ pub fn embed(rows: &[Vec<f32>]) -> anyhow::Result<Vec<Vec<f32>>> {
     }
     let input = tract_ndarray::Array2::from_shape_vec((rows.len(), width), flat)?;
     let outputs = network()?.run(tvec!(input.into_tensor().into()))?;
-    let embeddings = outputs[0].to_array_view::<f32>()?;
+    let embeddings = outputs[0].to_plain_array_view::<f32>()?;
     anyhow::ensure!(
         embeddings.shape() == [rows.len(), metadata.output.width],
         "the network returned shape {:?}",

@@ -9,4 +9,5 @@ mod logs;
 mod messages;
 mod migrations;
 mod openapi;
+mod similarity;
 mod tokens;

@@ -101,3 +101,39 @@ async fn the_description_is_served_as_json() {
     assert_eq!(served, document());
     assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
 }
+
+#[test]
+fn the_property_schema_matches_the_models_features() {
+    let metadata: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("models/ames-similarity.json")).unwrap(),
+    )
+    .unwrap();
+    let schema = &document()["components"]["schemas"]["Property"];
+    let features = metadata["features"].as_array().unwrap();
+    let documented: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(documented.len(), features.len());
+    for feature in features {
+        let name = feature["name"].as_str().unwrap();
+        let property = &schema["properties"][name];
+        assert!(property.is_object(), "{name} is not documented");
+        let required = schema["required"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(name));
+        assert_eq!(required, feature["required"] == true, "{name}: required");
+        if feature["type"] == "number" {
+            assert_eq!(
+                property["minimum"].as_f64(),
+                feature["minimum"].as_f64(),
+                "{name}"
+            );
+            assert_eq!(
+                property["maximum"].as_f64(),
+                feature["maximum"].as_f64(),
+                "{name}"
+            );
+        } else {
+            assert_eq!(property["enum"], feature["categories"], "{name}");
+        }
+    }
+}

@@ -30,7 +30,10 @@ async fn wasm_scores_match_the_training_scripts_reference_scores() {
         assert_eq!(body["model"], reference["model"]);
         let got = body["score"].as_f64().unwrap();
         let expected = case["score"].as_f64().unwrap();
-        assert!((got - expected).abs() <= tolerance, "case {index}: {got} vs {expected}");
+        assert!(
+            (got - expected).abs() <= tolerance,
+            "case {index}: {got} vs {expected}"
+        );
         assert!((0.0..=1.0).contains(&got));
     }
 }
@@ -39,7 +42,10 @@ async fn wasm_scores_match_the_training_scripts_reference_scores() {
 async fn scores_are_symmetric_and_a_property_is_most_like_itself() {
     let app = spawn_app().await;
     let (_, token) = app.signed_in_user("appraiser").await;
-    let listings = reference("reference-search.json")["listings"].as_array().unwrap().clone();
+    let listings = reference("reference-search.json")["listings"]
+        .as_array()
+        .unwrap()
+        .clone();
     let (a, b, c) = (&listings[0], &listings[1], &listings[2]);
     let ab = score(&app, &token, a, b).await["score"].as_f64().unwrap();
     let ba = score(&app, &token, b, a).await["score"].as_f64().unwrap();
@@ -53,7 +59,10 @@ async fn scores_are_symmetric_and_a_property_is_most_like_itself() {
 async fn equal_inputs_hit_the_cache_and_another_model_versions_entry_is_ignored() {
     let app = spawn_app().await;
     let (_, token) = app.signed_in_user("appraiser").await;
-    let listings = reference("reference-search.json")["listings"].as_array().unwrap().clone();
+    let listings = reference("reference-search.json")["listings"]
+        .as_array()
+        .unwrap()
+        .clone();
     let (a, b) = (&listings[3], &listings[4]);
     let first = score(&app, &token, a, b).await;
     assert_eq!(first["cached"], false);
@@ -113,7 +122,12 @@ async fn invalid_properties_get_a_422_naming_the_field() {
             .post_json_with_token("/similarity", &json!({"a": a, "b": good}), &token)
             .await
             .problem(422);
-        let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
         assert!(fields.contains(&field.as_str()), "{field}: {fields:?}");
     }
     let problem = app
@@ -121,7 +135,9 @@ async fn invalid_properties_get_a_422_naming_the_field() {
         .await
         .problem(422);
     assert_eq!(problem["errors"][0]["field"], "b");
-    app.post_json("/similarity", &json!({"a": good, "b": good})).await.problem(401);
+    app.post_json("/similarity", &json!({"a": good, "b": good}))
+        .await
+        .problem(401);
 }
 
 /// The name of one required feature, from the model's metadata.
@@ -140,7 +156,10 @@ fn reference_required_field() -> String {
 
 /// Seeds the reference listings as catalog items and returns their ids, in reference order.
 async fn seed_listings(app: &TestApp, token: &str) -> Vec<String> {
-    let listings = reference("reference-search.json")["listings"].as_array().unwrap().clone();
+    let listings = reference("reference-search.json")["listings"]
+        .as_array()
+        .unwrap()
+        .clone();
     let mut ids = Vec::new();
     for (index, property) in listings.iter().enumerate() {
         let item = app
@@ -192,10 +211,23 @@ async fn search_returns_the_known_nearest_listings() {
             .await
             .expect(200)
             .json();
-        let got: Vec<&str> = body["results"].as_array().unwrap().iter().map(|r| r["item"]["id"].as_str().unwrap()).collect();
+        let got: Vec<&str> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["item"]["id"].as_str().unwrap())
+            .collect();
         assert_eq!(got, expected.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-        let scores: Vec<f64> = body["results"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
-        assert!(scores.windows(2).all(|pair| pair[0] >= pair[1]), "{scores:?}");
+        let scores: Vec<f64> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["score"].as_f64().unwrap())
+            .collect();
+        assert!(
+            scores.windows(2).all(|pair| pair[0] >= pair[1]),
+            "{scores:?}"
+        );
     }
 }
 
@@ -207,23 +239,50 @@ async fn search_by_listing_follows_catalog_changes_and_filters() {
     let search = |body: Value| {
         let (app, token) = (&app, &token);
         async move {
-            app.post_json_with_token("/similarity/search", &body, token).await.expect(200).json()
+            app.post_json_with_token("/similarity/search", &body, token)
+                .await
+                .expect(200)
+                .json()
         }
     };
     let by_item = search(json!({"item_id": ids[0], "k": 50})).await;
     let results = by_item["results"].as_array().unwrap();
-    assert_eq!(results.len(), ids.len() - 1, "every other listing, not itself");
+    assert_eq!(
+        results.len(),
+        ids.len() - 1,
+        "every other listing, not itself"
+    );
     assert!(results.iter().all(|r| r["item"]["id"] != ids[0]));
 
     // A deleted listing disappears; a price filter applies.
     let nearest = results[0]["item"]["id"].as_str().unwrap().to_owned();
-    app.send(app.request(reqwest::Method::DELETE, &format!("/catalog/items/{nearest}")).bearer_auth(&token))
-        .await
-        .expect(204);
+    app.send(
+        app.request(
+            reqwest::Method::DELETE,
+            &format!("/catalog/items/{nearest}"),
+        )
+        .bearer_auth(&token),
+    )
+    .await
+    .expect(204);
     let after = search(json!({"item_id": ids[0], "k": 50})).await;
-    assert!(after["results"].as_array().unwrap().iter().all(|r| r["item"]["id"] != nearest.as_str()));
-    let cheap = search(json!({"item_id": ids[0], "k": 50, "currency": "USD", "max_price": 15_500_000})).await;
-    assert!(cheap["results"].as_array().unwrap().iter().all(|r| r["item"]["price"]["amount"].as_i64().unwrap() <= 15_500_000));
+    assert!(
+        after["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["item"]["id"] != nearest.as_str())
+    );
+    let cheap =
+        search(json!({"item_id": ids[0], "k": 50, "currency": "USD", "max_price": 15_500_000}))
+            .await;
+    assert!(
+        cheap["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["item"]["price"]["amount"].as_i64().unwrap() <= 15_500_000)
+    );
     assert!(!cheap["results"].as_array().unwrap().is_empty());
 
     let problem = app
@@ -231,6 +290,14 @@ async fn search_by_listing_follows_catalog_changes_and_filters() {
         .await
         .problem(422);
     assert_eq!(problem["errors"][0]["field"], "property");
-    app.post_json_with_token("/similarity/search", &json!({"item_id": "nope"}), &token).await.problem(422);
-    app.post_json_with_token("/similarity/search", &json!({"item_id": ids[1], "k": 51}), &token).await.problem(422);
+    app.post_json_with_token("/similarity/search", &json!({"item_id": "nope"}), &token)
+        .await
+        .problem(422);
+    app.post_json_with_token(
+        "/similarity/search",
+        &json!({"item_id": ids[1], "k": 51}),
+        &token,
+    )
+    .await
+    .problem(422);
 }
