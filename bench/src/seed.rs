@@ -233,7 +233,7 @@ pub fn seed(
                 description: sentence(&mut random, &words, 25),
                 category: "property".to_owned(),
                 price: PriceView {
-                    amount: 50_000_00 + random.below(400_000_00) as i64,
+                    amount: 5_000_000 + random.below(40_000_000) as i64,
                     currency: "USD".to_owned(),
                 },
                 stock: 1,
@@ -316,11 +316,10 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
     let transaction = connection.transaction()?;
     let mut previous = GENESIS_HASH.to_owned();
     {
-        let mut insert = transaction.prepare(
-            "INSERT INTO log_entries (id, at, at_ms, level, component, event, request_id, user_id,
-                                      method, route, status, duration_us, fields, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?;
+        let mut insert = transaction.prepare(&format!(
+            "INSERT INTO log_entries (id, hash, {}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            shared::log::COLUMNS
+        ))?;
         for n in 0..count {
             let id = n as i64 + 1;
             let at_ms = start_ms + id * step_ms;
@@ -372,22 +371,12 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
                 }
             };
             let hash = chain_hash(&previous, id, &entry);
-            insert.execute(params![
-                id,
-                entry.at,
-                entry.at_ms,
-                entry.level,
-                entry.component,
-                entry.event,
-                entry.request_id,
-                entry.user_id,
-                entry.method,
-                entry.route,
-                entry.status,
-                entry.duration_us,
-                entry.fields,
-                hash,
-            ])?;
+            let mut values = vec![
+                rusqlite::types::Value::Integer(id),
+                rusqlite::types::Value::Text(hash.clone()),
+            ];
+            values.extend(entry.params().into_iter().map(sql_value));
+            insert.execute(rusqlite::params_from_iter(values))?;
             previous = hash;
         }
     }
@@ -397,6 +386,19 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
     )?;
     transaction.commit()?;
     Ok(())
+}
+
+/// The app's statement parameter as rusqlite's value.
+fn sql_value(param: shared::db::Param) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    use shared::db::Param;
+    match param {
+        Param::Integer(i) => Value::Integer(i),
+        Param::Real(r) => Value::Real(r),
+        Param::Text(t) => Value::Text(t),
+        Param::Blob(b) => Value::Blob(b),
+        Param::Null => Value::Null,
+    }
 }
 
 #[cfg(test)]

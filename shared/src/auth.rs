@@ -258,16 +258,13 @@ pub async fn end_sessions(ctx: &mut RequestCtx, jtis: &[String]) -> Result<(), A
     Ok(())
 }
 
-/// Ends every session of a user (role change, account deletion, "log out everywhere").
-pub async fn end_user_sessions(ctx: &mut RequestCtx, user_id: &str) -> Result<usize, ApiError> {
-    let rows = ctx
-        .db()
-        .await?
-        .query(
-            "SELECT jti FROM sessions WHERE user_id = ?",
-            [Param::Text(user_id.to_owned())],
-        )
-        .await?;
+/// Ends the sessions whose ids `select` (a query returning `jti`) finds; returns how many.
+async fn end_selected_sessions(
+    ctx: &mut RequestCtx,
+    select: &str,
+    params: Vec<Param>,
+) -> Result<usize, ApiError> {
+    let rows = ctx.db().await?.query(select, params).await?;
     let jtis = rows
         .iter()
         .map(|row| row.get::<String>("jti"))
@@ -276,26 +273,28 @@ pub async fn end_user_sessions(ctx: &mut RequestCtx, user_id: &str) -> Result<us
     Ok(jtis.len())
 }
 
+/// Ends every session of a user (role change, account deletion, "log out everywhere").
+pub async fn end_user_sessions(ctx: &mut RequestCtx, user_id: &str) -> Result<usize, ApiError> {
+    end_selected_sessions(
+        ctx,
+        "SELECT jti FROM sessions WHERE user_id = ?",
+        vec![Param::Text(user_id.to_owned())],
+    )
+    .await
+}
+
 /// Ends up to `limit` sessions whose expiry has passed (their records would otherwise stay in
 /// the key-value store forever: it has no expiry of its own).
 pub async fn sweep_expired_sessions(ctx: &mut RequestCtx, limit: i64) -> Result<usize, ApiError> {
-    let rows = ctx
-        .db()
-        .await?
-        .query(
-            "SELECT jti FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
-            [
-                Param::Integer(crate::time::unix_seconds()),
-                Param::Integer(limit),
-            ],
-        )
-        .await?;
-    let jtis = rows
-        .iter()
-        .map(|row| row.get::<String>("jti"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    end_sessions(ctx, &jtis).await?;
-    Ok(jtis.len())
+    end_selected_sessions(
+        ctx,
+        "SELECT jti FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
+        vec![
+            Param::Integer(crate::time::unix_seconds()),
+            Param::Integer(limit),
+        ],
+    )
+    .await
 }
 
 #[cfg(test)]

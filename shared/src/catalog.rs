@@ -458,6 +458,32 @@ pub fn if_none_match_hits(header: &str, item: &Item) -> bool {
     })
 }
 
+/// Reads the item inside a write transaction and checks that `actor` may `action` it and that
+/// it is still at one of `expected` (empty: any version).
+async fn load_for_change(
+    db: &Db,
+    actor: &Actor,
+    id: &str,
+    expected: &[i64],
+    action: &str,
+) -> Result<StoredItem, ApiError> {
+    let current = find(db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such item"))?;
+    if !actor.may_change(&current) {
+        return Err(ApiError::Forbidden(format!(
+            "only the item's owner or an administrator can {action} it"
+        )));
+    }
+    if !expected.is_empty() && !expected.contains(&current.item.version) {
+        return Err(ApiError::PreconditionFailed(format!(
+            "the item is at version {}, not the one in If-Match",
+            current.item.version
+        )));
+    }
+    Ok(current)
+}
+
 /// Applies `patch` if the item is still at one of `expected` (empty: any version) and the
 /// actor may change it; writes the change and its events in one transaction.
 pub async fn update(
@@ -467,20 +493,7 @@ pub async fn update(
     patch: ItemPatch,
 ) -> Result<Item, ApiError> {
     Db::transaction(async |db: &Db| -> Result<Item, ApiError> {
-        let current = find(db, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such item"))?;
-        if !actor.may_change(&current) {
-            return Err(ApiError::Forbidden(
-                "only the item's owner or an administrator can change it".into(),
-            ));
-        }
-        if !expected.is_empty() && !expected.contains(&current.item.version) {
-            return Err(ApiError::PreconditionFailed(format!(
-                "the item is at version {}, not the one in If-Match",
-                current.item.version
-            )));
-        }
+        let current = load_for_change(db, actor, id, expected, "change").await?;
         let before = current.item.clone();
         let mut item = current.item;
         let mut changed = Vec::new();
@@ -560,14 +573,7 @@ pub async fn update(
 /// Adds `delta` (possibly negative) to the stock, atomically; 409 if that would go below zero.
 pub async fn adjust_stock(actor: &Actor, id: &str, delta: i64) -> Result<Item, ApiError> {
     Db::transaction(async |db: &Db| -> Result<Item, ApiError> {
-        let current = find(db, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such item"))?;
-        if !actor.may_change(&current) {
-            return Err(ApiError::Forbidden(
-                "only the item's owner or an administrator can change its stock".into(),
-            ));
-        }
+        let current = load_for_change(db, actor, id, &[], "change the stock of").await?;
         let mut item = current.item;
         let stock = item
             .stock
@@ -609,20 +615,7 @@ pub async fn adjust_stock(actor: &Actor, id: &str, delta: i64) -> Result<Item, A
 /// Deletes the item if it is still at one of `expected` (empty: any) and the actor may.
 pub async fn delete(actor: &Actor, id: &str, expected: &[i64]) -> Result<Item, ApiError> {
     Db::transaction(async |db: &Db| -> Result<Item, ApiError> {
-        let current = find(db, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such item"))?;
-        if !actor.may_change(&current) {
-            return Err(ApiError::Forbidden(
-                "only the item's owner or an administrator can delete it".into(),
-            ));
-        }
-        if !expected.is_empty() && !expected.contains(&current.item.version) {
-            return Err(ApiError::PreconditionFailed(format!(
-                "the item is at version {}, not the one in If-Match",
-                current.item.version
-            )));
-        }
+        let current = load_for_change(db, actor, id, expected, "delete").await?;
         db.execute(
             "DELETE FROM catalog_items WHERE id = ?",
             [Param::Text(id.to_owned())],

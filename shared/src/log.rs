@@ -154,10 +154,11 @@ impl Entry {
 }
 
 /// The columns of `log_entries` in the order [`Entry::params`] binds them.
-const COLUMNS: &str = "at, at_ms, level, component, event, request_id, user_id, method, route, status, duration_us, fields";
+pub const COLUMNS: &str = "at, at_ms, level, component, event, request_id, user_id, method, route, status, duration_us, fields";
 
 impl Entry {
-    fn params(self) -> [Param; 12] {
+    /// The values of [`COLUMNS`], in order.
+    pub fn params(self) -> [Param; 12] {
         let text = |v: Option<String>| v.map_or(Param::Null, Param::Text);
         let int = |v: Option<i64>| v.map_or(Param::Null, Param::Integer);
         [

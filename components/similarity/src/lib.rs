@@ -53,15 +53,14 @@ mod component {
         }
     }
 
-    /// Validates a property field of the body, reporting problems as `field.feature`.
-    fn property(body: &mut JsonBody, field: &str) -> Option<Vec<f32>> {
-        let value = body.take(field);
-        let Some(value) = value.filter(|v| !v.is_null()) else {
-            body.reject(field, "is required");
-            return None;
+    /// Validates an optional property field of the body, reporting problems as
+    /// `field.feature`; `Some(None)` when the field is absent.
+    fn optional_property(body: &mut JsonBody, field: &str) -> Option<Option<Vec<f32>>> {
+        let Some(value) = body.take(field).filter(|v| !v.is_null()) else {
+            return Some(None);
         };
         match model::metadata().encode(&value) {
-            Ok(row) => Some(row),
+            Ok(row) => Some(Some(row)),
             Err(errors) => {
                 for (feature, detail) in errors {
                     let name = if feature.is_empty() {
@@ -73,6 +72,17 @@ mod component {
                 }
                 None
             }
+        }
+    }
+
+    /// Validates a required property field of the body.
+    fn property(body: &mut JsonBody, field: &str) -> Option<Vec<f32>> {
+        match optional_property(body, field) {
+            Some(None) => {
+                body.reject(field, "is required");
+                None
+            }
+            other => other.flatten(),
         }
     }
 
@@ -164,18 +174,7 @@ mod component {
         authenticate(ctx).await?;
         let mut body = ctx.json_body().await?;
         let item_id = body.optional("item_id", |v| shared::http::as_str(v).map(str::to_owned));
-        let query_row = match body.take("property") {
-            None | Some(Value::Null) => Some(None),
-            Some(value) => match model::metadata().encode(&value) {
-                Ok(row) => Some(Some(row)),
-                Err(errors) => {
-                    for (feature, detail) in errors {
-                        body.reject(&format!("property.{feature}").trim_end_matches('.'), detail);
-                    }
-                    None
-                }
-            },
-        };
+        let query_row = optional_property(&mut body, "property");
         let k = body.optional("k", |v| match v.as_i64() {
             Some(k) if (1..=MAX_K).contains(&k) => Ok(k as usize),
             _ => Err(format!("must be a whole number from 1 to {MAX_K}")),

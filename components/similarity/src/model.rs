@@ -278,8 +278,8 @@ mod tests {
                 FeatureKind::Number { .. } => 1,
                 FeatureKind::Category { categories, .. } => categories.len(),
             };
-            for column in feature.column..feature.column + width {
-                covered[column] += 1;
+            for count in &mut covered[feature.column..feature.column + width] {
+                *count += 1;
             }
         }
         assert!(covered.iter().all(|&n| n == 1), "{covered:?}");

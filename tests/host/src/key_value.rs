@@ -147,6 +147,19 @@ impl key_value::HostStore for KeyValueInstance {
     }
 }
 
+/// The backend and the label behind an open store handle.
+fn backend_and_label<T: Send>(
+    accessor: &Accessor<T, KeyValue>,
+    store: &Resource<StoreHandle>,
+) -> wasmtime::Result<(Arc<KeyValueBackend>, String)> {
+    accessor.with(|mut access| {
+        let state = access.get();
+        state
+            .label(store)
+            .map(|label| (state.backend.clone(), label))
+    })
+}
+
 impl<T: Send> key_value::HostStoreWithStore<T> for KeyValue {
     async fn open(
         accessor: &Accessor<T, Self>,
@@ -172,12 +185,7 @@ impl<T: Send> key_value::HostStoreWithStore<T> for KeyValue {
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let (backend, label) = accessor.with(|mut access| {
-            let state = access.get();
-            state
-                .label(&store)
-                .map(|label| (state.backend.clone(), label))
-        })?;
+        let (backend, label) = backend_and_label(accessor, &store)?;
         Ok(blocking(|| backend.get(&label, &key)))
     }
 
@@ -187,12 +195,7 @@ impl<T: Send> key_value::HostStoreWithStore<T> for KeyValue {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let (backend, label) = accessor.with(|mut access| {
-            let state = access.get();
-            state
-                .label(&store)
-                .map(|label| (state.backend.clone(), label))
-        })?;
+        let (backend, label) = backend_and_label(accessor, &store)?;
         Ok(blocking(|| backend.set(&label, &key, &value)))
     }
 
@@ -201,12 +204,7 @@ impl<T: Send> key_value::HostStoreWithStore<T> for KeyValue {
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let (backend, label) = accessor.with(|mut access| {
-            let state = access.get();
-            state
-                .label(&store)
-                .map(|label| (state.backend.clone(), label))
-        })?;
+        let (backend, label) = backend_and_label(accessor, &store)?;
         Ok(blocking(|| backend.delete(&label, &key)))
     }
 
@@ -215,12 +213,7 @@ impl<T: Send> key_value::HostStoreWithStore<T> for KeyValue {
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        let (backend, label) = accessor.with(|mut access| {
-            let state = access.get();
-            state
-                .label(&store)
-                .map(|label| (state.backend.clone(), label))
-        })?;
+        let (backend, label) = backend_and_label(accessor, &store)?;
         Ok(blocking(|| backend.get(&label, &key)).map(|value| value.is_some()))
     }
 
@@ -228,12 +221,7 @@ impl<T: Send> key_value::HostStoreWithStore<T> for KeyValue {
         accessor: &Accessor<T, Self>,
         store: Resource<StoreHandle>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), Error>>)> {
-        let (backend, label) = accessor.with(|mut access| {
-            let state = access.get();
-            state
-                .label(&store)
-                .map(|label| (state.backend.clone(), label))
-        })?;
+        let (backend, label) = backend_and_label(accessor, &store)?;
         let (keys, outcome) = match blocking(|| backend.keys(&label)) {
             Ok(keys) => (keys, Ok(())),
             Err(error) => (Vec::new(), Err(error)),

@@ -115,6 +115,16 @@ impl SqliteInstance {
         Ok(Resource::new_own(rep))
     }
 
+    /// The (opened) SQLite connection behind a handle; a bad handle traps, as in Spin.
+    fn sqlite_connection(
+        &self,
+        handle: &Resource<ConnectionHandle>,
+    ) -> wasmtime::Result<Arc<Mutex<rusqlite::Connection>>> {
+        self.connection(handle)
+            .and_then(|lazy| lazy.get())
+            .map_err(|error| wasmtime::format_err!("{error:?}"))
+    }
+
     fn connection(
         &self,
         handle: &Resource<ConnectionHandle>,
@@ -335,14 +345,12 @@ impl sqlite::HostConnection for SqliteInstance {
         &mut self,
         connection: Resource<ConnectionHandle>,
     ) -> wasmtime::Result<i64> {
-        let connection = self.connection(&connection).and_then(|lazy| lazy.get());
-        let connection = connection.map_err(|e| wasmtime::format_err!("{e:?}"))?;
+        let connection = self.sqlite_connection(&connection)?;
         Ok(connection.lock().unwrap().last_insert_rowid())
     }
 
     async fn changes(&mut self, connection: Resource<ConnectionHandle>) -> wasmtime::Result<u64> {
-        let connection = self.connection(&connection).and_then(|lazy| lazy.get());
-        let connection = connection.map_err(|e| wasmtime::format_err!("{e:?}"))?;
+        let connection = self.sqlite_connection(&connection)?;
         Ok(connection.lock().unwrap().changes())
     }
 
@@ -399,10 +407,8 @@ impl<T: Send> sqlite::HostConnectionWithStore<T> for Sqlite {
         accessor: &Accessor<T, Self>,
         connection: Resource<ConnectionHandle>,
     ) -> wasmtime::Result<i64> {
-        let lazy = accessor.with(|mut access| access.get().connection(&connection));
-        let connection = lazy
-            .and_then(|lazy| lazy.get())
-            .map_err(|e| wasmtime::format_err!("{e:?}"))?;
+        let connection = accessor.with(|mut access| access.get().sqlite_connection(&connection))?;
+        // Like Spin: the connection is locked on this (async) thread.
         Ok(connection.lock().unwrap().last_insert_rowid())
     }
 
@@ -410,10 +416,7 @@ impl<T: Send> sqlite::HostConnectionWithStore<T> for Sqlite {
         accessor: &Accessor<T, Self>,
         connection: Resource<ConnectionHandle>,
     ) -> wasmtime::Result<u64> {
-        let lazy = accessor.with(|mut access| access.get().connection(&connection));
-        let connection = lazy
-            .and_then(|lazy| lazy.get())
-            .map_err(|e| wasmtime::format_err!("{e:?}"))?;
+        let connection = accessor.with(|mut access| access.get().sqlite_connection(&connection))?;
         Ok(connection.lock().unwrap().changes())
     }
 }
