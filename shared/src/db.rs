@@ -90,7 +90,7 @@ impl std::error::Error for DbError {}
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         if error.is_busy() {
-            ApiError::Unavailable("the database is busy; try again".into())
+            ApiError::unavailable("the database is busy; try again", error)
         } else {
             ApiError::Internal(error.into())
         }
@@ -249,7 +249,10 @@ impl Db {
     /// Opens the default database without touching its schema (health checks).
     pub async fn open_unmigrated() -> Result<Self, ApiError> {
         let connection = Connection::open_default().await.map_err(|error| {
-            ApiError::Unavailable(format!("the database cannot be opened ({error:?})"))
+            ApiError::unavailable(
+                "the database is unavailable; try again",
+                format!("the database cannot be opened: {error:?}"),
+            )
         })?;
         let db = Self { connection };
         // Per-connection setting; see the module documentation. A backend that refuses it

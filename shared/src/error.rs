@@ -70,8 +70,9 @@ pub enum ApiError {
         retry_after_secs: u64,
         detail: String,
     },
-    /// 503: a store the request needs is unusable right now.
-    Unavailable(String),
+    /// 503: a store the request needs is unusable right now. `detail` is for the client; the
+    /// store's own error is `cause`, logged with the request id.
+    Unavailable { detail: String, cause: String },
     /// 500: a bug or an unexpected failure; the cause is logged, not returned.
     Internal(anyhow::Error),
 }
@@ -108,6 +109,23 @@ impl ApiError {
         }
     }
 
+    /// A 503 for a store failure: a plain detail for the client, the cause for the log.
+    pub fn unavailable(detail: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            cause: cause.to_string(),
+        }
+    }
+
+    /// What an operator needs to know about this error, if it is worth logging.
+    pub fn logged_cause(&self) -> Option<String> {
+        match self {
+            Self::Internal(cause) => Some(format!("{cause:#}")),
+            Self::Unavailable { cause, .. } => Some(cause.clone()),
+            _ => None,
+        }
+    }
+
     pub fn validation(field: &str, detail: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::body(field, detail)])
     }
@@ -126,7 +144,7 @@ impl ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,7 +164,7 @@ impl ApiError {
             Self::Validation(_) => "urn:problem:validation",
             Self::PreconditionRequired(_) => "urn:problem:precondition-required",
             Self::TooManyRequests { .. } => "urn:problem:too-many-requests",
-            Self::Unavailable(_) => "urn:problem:unavailable",
+            Self::Unavailable { .. } => "urn:problem:unavailable",
             Self::Internal(_) => "urn:problem:internal",
         }
     }
@@ -161,7 +179,7 @@ impl ApiError {
             | Self::Conflict(detail)
             | Self::PreconditionFailed(detail)
             | Self::PreconditionRequired(detail)
-            | Self::Unavailable(detail) => detail.clone(),
+            | Self::Unavailable { detail, .. } => detail.clone(),
             Self::MethodNotAllowed { allowed } => format!(
                 "this resource supports {}",
                 allowed
@@ -220,7 +238,7 @@ impl ApiError {
                     .collect::<Vec<_>>()
                     .join(", "),
             )],
-            Self::Unavailable(_) => vec![(http::header::RETRY_AFTER, "1".into())],
+            Self::Unavailable { .. } => vec![(http::header::RETRY_AFTER, "1".into())],
             _ => Vec::new(),
         }
     }
@@ -281,6 +299,15 @@ mod tests {
         let body = serde_json::to_string(&error.problem(None)).unwrap();
         assert!(!body.contains("secret"));
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn store_failures_keep_their_cause_out_of_the_body() {
+        let error = ApiError::unavailable("the key-value store is unavailable", "session:abc: disk I/O error");
+        let body = serde_json::to_string(&error.problem(None)).unwrap();
+        assert!(!body.contains("session:abc"));
+        assert_eq!(error.logged_cause().as_deref(), Some("session:abc: disk I/O error"));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -328,8 +328,8 @@ pub async fn serve(
     let reply = match handler(&mut ctx).await {
         Ok(reply) => reply,
         Err(error) => {
-            if let ApiError::Internal(cause) = &error {
-                crate::log::internal_error(&ctx, cause);
+            if let Some(cause) = error.logged_cause() {
+                crate::log::failure(&ctx, error.status(), &cause);
             }
             Reply::problem(&error, &ctx.path)
         }

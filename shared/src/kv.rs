@@ -20,15 +20,19 @@ struct Envelope<T> {
 }
 
 fn kv_error(action: &str, key: &str, error: spin_sdk::key_value::Error) -> ApiError {
-    ApiError::Unavailable(format!(
-        "the key-value store failed to {action} {key:?} ({error:?})"
-    ))
+    ApiError::unavailable(
+        "the key-value store is unavailable; try again",
+        format!("key-value {action} of {key:?} failed: {error:?}"),
+    )
 }
 
 impl Kv {
     pub async fn open() -> Result<Self, ApiError> {
         let store = Store::open_default().await.map_err(|error| {
-            ApiError::Unavailable(format!("the key-value store cannot be opened ({error:?})"))
+            ApiError::unavailable(
+                "the key-value store is unavailable; try again",
+                format!("the key-value store cannot be opened: {error:?}"),
+            )
         })?;
         Ok(Self { store })
     }

@@ -133,23 +133,47 @@ pub struct Entry {
     pub fields: String,
 }
 
+/// An entry as one stderr line; `fields` is embedded as the JSON it already is.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    at: &'a str,
+    level: &'a str,
+    component: &'a str,
+    event: &'a str,
+    request_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    method: Option<&'a str>,
+    route: Option<&'a str>,
+    status: Option<i64>,
+    duration_us: Option<i64>,
+    fields: &'a serde_json::value::RawValue,
+}
+
 impl Entry {
     fn to_json_line(&self) -> String {
-        let fields: Value = serde_json::from_str(&self.fields).unwrap_or(Value::Null);
-        json!({
-            "at": self.at,
-            "level": self.level,
-            "component": self.component,
-            "event": self.event,
-            "request_id": self.request_id,
-            "user_id": self.user_id,
-            "method": self.method,
-            "route": self.route,
-            "status": self.status,
-            "duration_us": self.duration_us,
-            "fields": fields,
+        let fallback;
+        let fields = match serde_json::from_str::<&serde_json::value::RawValue>(&self.fields) {
+            Ok(raw) => raw,
+            Err(_) => {
+                fallback = serde_json::value::RawValue::from_string("{}".into())
+                    .expect("an empty object is JSON");
+                &fallback
+            }
+        };
+        serde_json::to_string(&Line {
+            at: &self.at,
+            level: &self.level,
+            component: &self.component,
+            event: &self.event,
+            request_id: self.request_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            method: self.method.as_deref(),
+            route: self.route.as_deref(),
+            status: self.status,
+            duration_us: self.duration_us,
+            fields,
         })
-        .to_string()
+        .expect("log lines serialise")
     }
 }
 
@@ -246,17 +270,17 @@ fn entries_for(ctx: &RequestCtx, status: StatusCode, access_log: bool) -> Vec<En
     entries
 }
 
-/// Logs an internal error's cause for operators (the client only sees a generic 500).
-pub fn internal_error(ctx: &RequestCtx, cause: &anyhow::Error) {
+/// Logs the cause of a 500 or 503 for operators (the client sees a plain detail).
+pub fn failure(ctx: &RequestCtx, status: StatusCode, cause: &str) {
     eprintln!(
         "{}",
         json!({
             "at": crate::time::now_rfc3339(),
             "level": "error",
             "component": ctx.component,
-            "event": "internal.error",
+            "event": if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE { "internal.error" } else { "store.unavailable" },
             "request_id": ctx.request_id,
-            "fields": {"error": format!("{cause:#}")},
+            "fields": {"error": cause},
         })
     );
 }

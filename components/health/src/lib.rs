@@ -38,11 +38,9 @@ async fn route(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     Ok(Reply::json(status, &body).header(http::header::CACHE_CONTROL, "no-store"))
 }
 
+/// A failed check, with the store's own error: health exists to tell operators what is wrong.
 fn failed(error: &ApiError) -> Value {
-    let detail = match error {
-        ApiError::Unavailable(detail) => detail.clone(),
-        other => other.to_string(),
-    };
+    let detail = error.logged_cause().unwrap_or_else(|| error.to_string());
     json!({ "status": "fail", "detail": detail })
 }
 
