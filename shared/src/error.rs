@@ -303,10 +303,16 @@ mod tests {
 
     #[test]
     fn store_failures_keep_their_cause_out_of_the_body() {
-        let error = ApiError::unavailable("the key-value store is unavailable", "session:abc: disk I/O error");
+        let error = ApiError::unavailable(
+            "the key-value store is unavailable",
+            "session:abc: disk I/O error",
+        );
         let body = serde_json::to_string(&error.problem(None)).unwrap();
         assert!(!body.contains("session:abc"));
-        assert_eq!(error.logged_cause().as_deref(), Some("session:abc: disk I/O error"));
+        assert_eq!(
+            error.logged_cause().as_deref(),
+            Some("session:abc: disk I/O error")
+        );
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
