@@ -8,7 +8,7 @@ use http::Method;
 use serde_json::{Value, json};
 use shared::accounts::username_key;
 use shared::auth::require_admin;
-use shared::db::{Param, Row};
+use shared::db::Param;
 use shared::http::method_not_allowed;
 use shared::log::Level;
 use shared::{ApiError, Reply, RequestCtx, cursor, time};
@@ -82,25 +82,25 @@ fn limit(value: &str) -> Result<i64, String> {
     }
 }
 
-fn entry_json(row: Row<'_>) -> anyhow::Result<Value> {
-    let fields: String = row.get("fields")?;
-    let duration_us: Option<i64> = row.get("duration_us")?;
-    Ok(json!({
-        "id": row.get::<i64>("id")?,
-        "at": row.get::<String>("at")?,
-        "level": row.get::<String>("level")?,
-        "component": row.get::<String>("component")?,
-        "event": row.get::<String>("event")?,
-        "request_id": row.get::<Option<String>>("request_id")?,
-        "user_id": row.get::<Option<String>>("user_id")?,
-        "method": row.get::<Option<String>>("method")?,
-        "route": row.get::<Option<String>>("route")?,
-        "status": row.get::<Option<i64>>("status")?,
-        "duration_ms": duration_us.map(|us| us as f64 / 1000.0),
-        "fields": serde_json::from_str::<Value>(&fields).unwrap_or(Value::Null),
-        "sealed": row.get::<Option<String>>("hash")?.is_some(),
-    }))
-}
+/// A log entry as the API shows it, packed by SQLite (see [`shared::db::Db::query_json`]).
+const ENTRY_JSON_FIELDS: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("at", "at"),
+    ("level", "level"),
+    ("component", "component"),
+    ("event", "event"),
+    ("request_id", "request_id"),
+    ("user_id", "user_id"),
+    ("method", "method"),
+    ("route", "route"),
+    ("status", "status"),
+    ("duration_ms", "duration_us / 1000.0"),
+    (
+        "fields",
+        "CASE WHEN json_valid(fields) THEN json(fields) END",
+    ),
+    ("sealed", "json(iif(hash IS NULL, 'false', 'true'))"),
+];
 
 async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     let mut query = ctx.query()?;
@@ -186,20 +186,18 @@ async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
         format!("WHERE {}", conditions.join(" AND "))
     };
     params.push(Param::Integer(limit + 1));
-    let rows = db
-        .query(
+    let mut entries: Vec<Value> = db
+        .query_json(
             &format!(
                 "SELECT id, at, level, component, event, request_id, user_id, method, route,
                         status, duration_us, fields, hash
                  FROM log_entries {filter} ORDER BY id DESC LIMIT ?"
             ),
+            ENTRY_JSON_FIELDS,
+            "id DESC",
             params,
         )
         .await?;
-    let mut entries = rows
-        .iter()
-        .map(entry_json)
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let next_cursor = if entries.len() as i64 > limit {
         entries.truncate(limit as usize);
         entries
