@@ -7,7 +7,7 @@
 //! brings it up to date from the rows changed since (one indexed query), so a search never
 //! sees an index older than the SQLite one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use base64::Engine;
@@ -44,6 +44,31 @@ pub struct Index {
 
 thread_local! {
     static INDEX: RefCell<Index> = RefCell::new(Index::default());
+    /// Set while a search in this instance refreshes the index: concurrent searches in a new
+    /// instance wait for that one load instead of each reading every listing.
+    static REFRESHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How often a search waiting for another's refresh looks again. (Waiting on a guest-side
+/// lock would need wit-bindgen's inter-task wakeups; a timer is a host event.)
+const REFRESH_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// This instance's turn to refresh the index; the turn passes on when it is dropped.
+struct RefreshTurn;
+
+impl RefreshTurn {
+    async fn take() -> Self {
+        while REFRESHING.with(|refreshing| refreshing.replace(true)) {
+            spin_sdk::time::sleep(REFRESH_POLL).await;
+        }
+        RefreshTurn
+    }
+}
+
+impl Drop for RefreshTurn {
+    fn drop(&mut self) {
+        REFRESHING.with(|refreshing| refreshing.set(false));
+    }
 }
 
 fn encode_embedding(embedding: &[f32]) -> String {
@@ -322,27 +347,55 @@ struct IndexRow {
 
 /// Brings this instance's copy of the index up to date with SQLite.
 pub async fn refresh(db: &Db) -> Result<(), ApiError> {
-    let metadata = model::metadata();
-    let model_id = metadata.id();
-    let width = metadata.output.width;
-    let (mut after, stale_model) = INDEX.with(|index| {
-        let index = index.borrow();
-        (index.as_of_event, index.model != model_id)
-    });
-    if stale_model {
-        INDEX.with(|index| {
-            *index.borrow_mut() = Index {
+    let _turn = RefreshTurn::take().await;
+    let model_id = model::metadata().id();
+    let as_of_event = INDEX.with(|index| {
+        let mut index = index.borrow_mut();
+        if index.model != model_id {
+            *index = Index {
                 model: model_id.clone(),
                 ..Index::default()
-            }
-        });
-        after = 0;
+            };
+        }
+        index.as_of_event
+    });
+    if as_of_event == 0 {
+        // A new copy needs only the live listings as of the latest change so far (removed and
+        // non-property items are half the rows); what changes meanwhile is read just below.
+        let latest: i64 = db
+            .query(
+                "SELECT coalesce(max(event_id), 0) AS latest FROM similarity_listings WHERE model = ?",
+                [Param::Text(model_id.clone())],
+            )
+            .await?
+            .first()
+            .map(|row| row.get("latest"))
+            .transpose()?
+            .unwrap_or(0);
+        read_changes(db, &model_id, 0, latest, true).await?;
+        INDEX.with(|index| index.borrow_mut().as_of_event = latest);
     }
+    let as_of_event = INDEX.with(|index| index.borrow().as_of_event);
+    read_changes(db, &model_id, as_of_event, i64::MAX, false).await
+}
+
+/// Applies the index rows changed after event `after` up to event `until` (only live ones if
+/// `live_only`) to this instance's copy, a page at a time.
+async fn read_changes(
+    db: &Db,
+    model_id: &str,
+    mut after: i64,
+    until: i64,
+    live_only: bool,
+) -> Result<(), ApiError> {
+    let width = model::metadata().output.width;
     loop {
         let rows: Vec<IndexRow> = db
             .query_json(
                 "SELECT item_id, event_id, live, category, price_amount, price_currency, embedding
-                 FROM similarity_listings WHERE model = ? AND event_id > ? ORDER BY event_id LIMIT ?",
+                 FROM similarity_listings
+                 WHERE model = ? AND event_id > ? AND event_id <= ? AND (live = 1 OR NOT ?)
+                 ORDER BY event_id LIMIT ?",
                 &[
                     ("item_id", "item_id"),
                     ("event_id", "event_id"),
@@ -354,8 +407,10 @@ pub async fn refresh(db: &Db) -> Result<(), ApiError> {
                 ],
                 "event_id",
                 [
-                    Param::Text(model_id.clone()),
+                    Param::Text(model_id.to_owned()),
                     Param::Integer(after),
+                    Param::Integer(until),
+                    Param::Integer(live_only.into()),
                     Param::Integer(PAGE),
                 ],
             )
@@ -373,6 +428,7 @@ pub async fn refresh(db: &Db) -> Result<(), ApiError> {
             let mut index = index.borrow_mut();
             for (row, embedding) in decoded {
                 index.as_of_event = index.as_of_event.max(row.event_id);
+                after = row.event_id;
                 match embedding {
                     Some(embedding) => index.upsert(
                         Listing {
@@ -386,7 +442,6 @@ pub async fn refresh(db: &Db) -> Result<(), ApiError> {
                     None => index.remove(&row.item_id),
                 }
             }
-            after = index.as_of_event;
         });
         if count < PAGE {
             return Ok(());
