@@ -758,9 +758,15 @@ pub async fn search(db: &Db, query: SearchQuery) -> Result<SearchPage, ApiError>
     };
     let (from, rank) = match &query.text {
         Some(text) => {
+            // The words in title or description; within a category, FTS5 narrows to it too
+            // (the exact category test below still decides).
+            let mut expression = format!("{{title description}} : ({text})");
+            if let Some(category) = &query.category {
+                expression.push_str(&format!(" AND category : \"{}\"", category.as_str()));
+            }
             conditions.push(format!(
                 "catalog_search MATCH {}",
-                bind(Param::Text(text.clone()))
+                bind(Param::Text(expression))
             ));
             (
                 "catalog_search s JOIN catalog_items i ON i.seq = s.rowid",

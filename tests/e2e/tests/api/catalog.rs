@@ -324,6 +324,15 @@ async fn search_finds_by_text_and_every_filter() {
         json!([])
     );
     assert_eq!(
+        titles(&search(&app, "?q=garden&category=property").await),
+        vec!["Cottage near the lake"]
+    );
+    assert_eq!(
+        search(&app, "?q=property").await["items"],
+        json!([]),
+        "q searches titles and descriptions, not categories"
+    );
+    assert_eq!(
         titles(
             &search(
                 &app,
