@@ -53,7 +53,7 @@ impl RequestCtx {
             .and_then(|value| value.to_str().ok())
             .filter(|id| is_acceptable_request_id(id))
             .map(str::to_owned)
-            .unwrap_or_else(crate::ids::random_uuid);
+            .unwrap_or_else(crate::ids::time_ordered_uuid);
         Self {
             component,
             request_id,
