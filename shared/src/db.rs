@@ -339,7 +339,9 @@ impl Db {
         db.in_transaction(work).await
     }
 
-    async fn in_transaction<T, E>(
+    /// Runs `work` inside `BEGIN IMMEDIATE` ... `COMMIT` on this connection, which no other
+    /// task may use meanwhile (see [`Db::transaction`] for one that is always safe).
+    pub async fn in_transaction<T, E>(
         &self,
         work: impl AsyncFnOnce(&Db) -> Result<T, E>,
     ) -> Result<T, E>

@@ -383,7 +383,7 @@ async fn store(entries: Vec<Entry>) -> Result<(), crate::ApiError> {
         let retention_days = crate::config::parse::<i64>("log_retention_days", |d| *d > 0)
             .await
             .unwrap_or(30);
-        seal(retention_days).await?;
+        seal_on(&db, retention_days).await?;
     }
     Ok(())
 }
@@ -462,9 +462,16 @@ pub async fn read_entries(
 /// applies retention: entries older than `retention_days` are removed from the start of the
 /// chain, and the chain's anchor moves to the last removed entry so verification still holds.
 pub async fn seal(retention_days: i64) -> Result<ChainState, crate::ApiError> {
+    seal_on(&Db::open().await?, retention_days).await
+}
+
+/// [`seal`] on `connection`, which no other task may use meanwhile (each batch is a
+/// transaction on it). The flusher seals on its own connection rather than opening one each
+/// time: opening a connection parses the whole schema.
+async fn seal_on(connection: &Db, retention_days: i64) -> Result<ChainState, crate::ApiError> {
     loop {
-        let (state, more) =
-            Db::transaction(async |db: &Db| -> Result<(ChainState, bool), crate::ApiError> {
+        let (state, more) = connection
+            .in_transaction(async |db: &Db| -> Result<(ChainState, bool), crate::ApiError> {
                 let mut state = chain_state(db).await?;
                 let batch = read_entries(db, state.sealed_through, i64::MAX, SEAL_BATCH).await?;
                 let more = batch.len() as i64 == SEAL_BATCH;
