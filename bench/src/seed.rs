@@ -375,7 +375,14 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
                 rusqlite::types::Value::Integer(id),
                 rusqlite::types::Value::Text(hash.clone()),
             ];
-            values.extend(entry.params().into_iter().map(sql_value));
+            values.extend(
+                entry
+                    .json_row()
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(sql_value),
+            );
             insert.execute(rusqlite::params_from_iter(values))?;
             previous = hash;
         }
@@ -388,16 +395,17 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
     Ok(())
 }
 
-/// The app's statement parameter as rusqlite's value.
-fn sql_value(param: shared::db::Param) -> rusqlite::types::Value {
+/// A log column's value (see `Entry::json_row`) as rusqlite binds it.
+fn sql_value(value: &serde_json::Value) -> rusqlite::types::Value {
     use rusqlite::types::Value;
-    use shared::db::Param;
-    match param {
-        Param::Integer(i) => Value::Integer(i),
-        Param::Real(r) => Value::Real(r),
-        Param::Text(t) => Value::Text(t),
-        Param::Blob(b) => Value::Blob(b),
-        Param::Null => Value::Null,
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Number(number) => number.as_i64().map_or_else(
+            || Value::Real(number.as_f64().unwrap_or_default()),
+            Value::Integer,
+        ),
+        serde_json::Value::String(text) => Value::Text(text.clone()),
+        other => Value::Text(other.to_string()),
     }
 }
 

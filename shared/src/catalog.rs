@@ -22,10 +22,9 @@ impl Title {
         if text.trim().is_empty() {
             return Err("must not be empty".into());
         }
-        if text.chars().count() > Self::MAX_CHARS {
-            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
-        }
-        Ok(Self(text.to_owned()))
+        Ok(Self(
+            crate::http::at_most_chars(text, Self::MAX_CHARS)?.to_owned(),
+        ))
     }
 }
 
@@ -38,10 +37,9 @@ impl Description {
 
     pub fn parse(value: &Value) -> Result<Self, String> {
         let text = crate::http::as_str(value)?;
-        if text.chars().count() > Self::MAX_CHARS {
-            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
-        }
-        Ok(Self(text.to_owned()))
+        Ok(Self(
+            crate::http::at_most_chars(text, Self::MAX_CHARS)?.to_owned(),
+        ))
     }
 }
 
@@ -653,10 +651,7 @@ impl Sort {
 
 /// A text query for FTS5: the words of `text`, each quoted, all required.
 pub fn fts_query(text: &str) -> Result<String, String> {
-    if text.chars().count() > 200 {
-        return Err("must be at most 200 characters".into());
-    }
-    let words: Vec<String> = text
+    let words: Vec<String> = crate::http::at_most_chars(text, 200)?
         .split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
         .map(|word| format!("\"{word}\""))

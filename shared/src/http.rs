@@ -567,6 +567,14 @@ pub fn as_str(value: &Value) -> Result<&str, String> {
     value.as_str().ok_or_else(|| "must be a string".to_owned())
 }
 
+/// `text` if it has at most `max_chars` characters (Unicode scalar values, not bytes).
+pub fn at_most_chars(text: &str, max_chars: usize) -> Result<&str, String> {
+    if text.chars().count() > max_chars {
+        return Err(format!("must be at most {max_chars} characters"));
+    }
+    Ok(text)
+}
+
 /// The methods a path supports, as a 405.
 pub fn method_not_allowed(allowed: &[Method]) -> ApiError {
     ApiError::MethodNotAllowed {

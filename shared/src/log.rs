@@ -181,8 +181,8 @@ impl Entry {
 pub const COLUMNS: &str = "at, at_ms, level, component, event, request_id, user_id, method, route, status, duration_us, fields";
 
 impl Entry {
-    /// The values of [`COLUMNS`], in order, as a JSON array.
-    fn json_row(&self) -> Value {
+    /// The values of [`COLUMNS`], in order, as a JSON array (text, integers or null).
+    pub fn json_row(&self) -> Value {
         json!([
             self.at,
             self.at_ms,
@@ -197,26 +197,6 @@ impl Entry {
             self.duration_us,
             self.fields,
         ])
-    }
-
-    /// The values of [`COLUMNS`], in order.
-    pub fn params(self) -> [Param; 12] {
-        let text = |v: Option<String>| v.map_or(Param::Null, Param::Text);
-        let int = |v: Option<i64>| v.map_or(Param::Null, Param::Integer);
-        [
-            Param::Text(self.at),
-            Param::Integer(self.at_ms),
-            Param::Text(self.level),
-            Param::Text(self.component),
-            Param::Text(self.event),
-            text(self.request_id),
-            text(self.user_id),
-            text(self.method),
-            text(self.route),
-            int(self.status),
-            int(self.duration_us),
-            Param::Text(self.fields),
-        ]
     }
 }
 

@@ -18,10 +18,9 @@ impl MessageBody {
         if text.chars().all(char::is_whitespace) {
             return Err("must not be empty".into());
         }
-        if text.chars().count() > Self::MAX_CHARS {
-            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
-        }
-        Ok(Self(text.to_owned()))
+        Ok(Self(
+            crate::http::at_most_chars(text, Self::MAX_CHARS)?.to_owned(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {

@@ -625,12 +625,7 @@ async fn invalid_items_get_a_422_naming_each_field() {
             .post_json_with_token("/catalog/items", &body, &seller)
             .await
             .problem(422);
-        let fields: Vec<&str> = problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = error_fields(&problem);
         assert_eq!(fields, vec![field], "{change}");
     }
     let id = create(&app, &seller, &base).await["id"]

@@ -26,6 +26,16 @@ pub fn edited_manifest(source: &Path, dir: &Path, edit: impl FnOnce(&mut toml::T
     path
 }
 
+/// The `field` of each entry of a problem document's `errors`, in order.
+pub fn error_fields(problem: &serde_json::Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect()
+}
+
 /// A connection to the app's SQLite file, to look at or tamper with what it stored.
 pub fn open_database(app: &TestApp) -> rusqlite::Connection {
     let connection = rusqlite::Connection::open(app.config.state_dir.join("sqlite_db.db")).unwrap();

@@ -19,6 +19,11 @@ async fn logs(app: &TestApp, token: &str, query: &str) -> Value {
         .json()
 }
 
+/// Seals pending entries and walks the chain (`GET /logs/verify`).
+async fn verify_chain(app: &TestApp, token: &str) -> Value {
+    logs(app, token, "/verify").await
+}
+
 /// Waits until a query returns at least `n` entries (entries are stored just after responses).
 async fn wait_for(app: &TestApp, token: &str, query: &str, n: usize) -> Vec<Value> {
     app.eventually(|| async {
@@ -298,11 +303,7 @@ async fn the_chain_verifies_and_an_edited_row_is_found() {
         app.get("/health").await.expect(200);
     }
     wait_for(&app, &admin, "?component=health", 10).await;
-    let report = app
-        .get_with_token("/logs/verify", &admin)
-        .await
-        .expect(200)
-        .json();
+    let report = verify_chain(&app, &admin).await;
     assert_eq!(report["valid"], true, "{report}");
     assert!(report["entries_checked"].as_i64().unwrap() >= 10);
 
@@ -316,11 +317,7 @@ async fn the_chain_verifies_and_an_edited_row_is_found() {
     open_database(&app)
         .execute("UPDATE log_entries SET status = 500 WHERE id = ?", [edited])
         .unwrap();
-    let report = app
-        .get_with_token("/logs/verify", &admin)
-        .await
-        .expect(200)
-        .json();
+    let report = verify_chain(&app, &admin).await;
     assert_eq!(report["valid"], false);
     assert_eq!(report["broken_at"], edited, "{report}");
 }
@@ -332,7 +329,7 @@ async fn a_deleted_row_breaks_the_chain_at_its_successor() {
         app.get("/health").await.expect(200);
     }
     wait_for(&app, &admin, "?component=health", 6).await;
-    app.get_with_token("/logs/verify", &admin).await.expect(200);
+    verify_chain(&app, &admin).await;
     let ids: Vec<i64> = {
         let db = open_database(&app);
         let mut statement = db
@@ -347,11 +344,7 @@ async fn a_deleted_row_breaks_the_chain_at_its_successor() {
     open_database(&app)
         .execute("DELETE FROM log_entries WHERE id = ?", [ids[2]])
         .unwrap();
-    let report = app
-        .get_with_token("/logs/verify", &admin)
-        .await
-        .expect(200)
-        .json();
+    let report = verify_chain(&app, &admin).await;
     assert_eq!(report["valid"], false);
     assert_eq!(report["broken_at"], ids[3], "{report}");
 }
@@ -364,11 +357,7 @@ async fn concurrent_requests_keep_the_chain_valid() {
         reply.expect(200);
     }
     wait_for(&app, &admin, "?component=health&limit=500", 150).await;
-    let report = app
-        .get_with_token("/logs/verify", &admin)
-        .await
-        .expect(200)
-        .json();
+    let report = verify_chain(&app, &admin).await;
     assert_eq!(report["valid"], true, "{report}");
     assert!(report["entries_checked"].as_i64().unwrap() >= 150);
 }
@@ -389,11 +378,7 @@ async fn retention_prunes_old_entries_and_the_chain_still_verifies() {
         )
         .unwrap();
     assert_eq!(aged, 3, "the entries were not sealed yet");
-    let report = app
-        .get_with_token("/logs/verify", &admin)
-        .await
-        .expect(200)
-        .json();
+    let report = verify_chain(&app, &admin).await;
     assert_eq!(report["valid"], true, "{report}");
     assert_eq!(report["anchor_id"], 3, "{report}");
     let remaining: i64 = open_database(&app)

@@ -10,6 +10,14 @@ fn reference(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The properties of the listings the training script's reference searches run over.
+fn reference_listings() -> Vec<Value> {
+    reference("reference-search.json")["listings"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 async fn score(app: &TestApp, token: &str, a: &Value, b: &Value) -> Value {
     app.post_json_with_token("/similarity", &json!({"a": a, "b": b}), token)
         .await
@@ -42,10 +50,7 @@ async fn wasm_scores_match_the_training_scripts_reference_scores() {
 async fn scores_are_symmetric_and_a_property_is_most_like_itself() {
     let app = spawn_app().await;
     let (_, token) = app.signed_in_user("appraiser").await;
-    let listings = reference("reference-search.json")["listings"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let listings = reference_listings();
     let (a, b, c) = (&listings[0], &listings[1], &listings[2]);
     let ab = score(&app, &token, a, b).await["score"].as_f64().unwrap();
     let ba = score(&app, &token, b, a).await["score"].as_f64().unwrap();
@@ -59,10 +64,7 @@ async fn scores_are_symmetric_and_a_property_is_most_like_itself() {
 async fn equal_inputs_hit_the_cache_and_another_model_versions_entry_is_ignored() {
     let app = spawn_app().await;
     let (_, token) = app.signed_in_user("appraiser").await;
-    let listings = reference("reference-search.json")["listings"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let listings = reference_listings();
     let (a, b) = (&listings[3], &listings[4]);
     let first = score(&app, &token, a, b).await;
     assert_eq!(first["cached"], false);
@@ -101,7 +103,7 @@ async fn equal_inputs_hit_the_cache_and_another_model_versions_entry_is_ignored(
 async fn invalid_properties_get_a_422_naming_the_field() {
     let app = spawn_app().await;
     let (_, token) = app.signed_in_user("appraiser").await;
-    let good = reference("reference-search.json")["listings"][0].clone();
+    let good = reference_listings()[0].clone();
     let mut missing = good.clone();
     let required = reference_required_field();
     missing.as_object_mut().unwrap().remove(&required);
@@ -122,12 +124,7 @@ async fn invalid_properties_get_a_422_naming_the_field() {
             .post_json_with_token("/similarity", &json!({"a": a, "b": good}), &token)
             .await
             .problem(422);
-        let fields: Vec<&str> = problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap())
-            .collect();
+        let fields = error_fields(&problem);
         assert!(fields.contains(&field.as_str()), "{field}: {fields:?}");
     }
     let problem = app
@@ -156,10 +153,7 @@ fn reference_required_field() -> String {
 
 /// Seeds the reference listings as catalog items and returns their ids, in reference order.
 async fn seed_listings(app: &TestApp, token: &str) -> Vec<String> {
-    let listings = reference("reference-search.json")["listings"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let listings = reference_listings();
     let mut ids = Vec::new();
     for (index, property) in listings.iter().enumerate() {
         let item = app
