@@ -13,6 +13,8 @@ mod seed;
 
 /// The administrator of the seeded app (for the logs scenario).
 pub const BENCH_ADMIN: &str = "bench-admin";
+/// The log chain key of the seeded app: the seeder seals the seeded log with it.
+pub const BENCH_LOG_KEY: &str = "bench-log-chain-key-0123456789abcdef";
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use e2e::{HostConfig, RunningHost, workspace_root};
+use e2e::{AppConfig, RunningSpin, workspace_root};
 
 use crate::load::Measurement;
 use crate::scenarios::{SCENARIOS, Scenario, Setup, Target};
@@ -75,6 +77,11 @@ struct Cli {
     #[arg(long)]
     list: bool,
 
+    /// Start the app and the floors once under Spin and exit: the first start of a build
+    /// compiles every component, later ones use Spin's cache.
+    #[arg(long)]
+    warm_up: bool,
+
     /// Seed this (new) state directory with --items, --listings and --log-entries, then exit:
     /// `spin-test-host --state-dir <dir>` (or `spin up --state-dir <dir>`) serves it.
     #[arg(long, value_name = "DIR")]
@@ -84,7 +91,7 @@ struct Cli {
 struct Targets {
     urls: HashMap<&'static str, String>,
     seeded: std::sync::Arc<seed::Seeded>,
-    _hosts: Vec<(RunningHost, tempfile::TempDir)>,
+    _apps: Vec<(RunningSpin, tempfile::TempDir)>,
 }
 
 fn target_key(target: Target) -> &'static str {
@@ -100,20 +107,22 @@ async fn start(
     manifest: std::path::PathBuf,
     variables: &[(&str, &str)],
     state: tempfile::TempDir,
-) -> Result<(RunningHost, tempfile::TempDir)> {
-    let mut config = HostConfig::new(state.path());
+) -> Result<(RunningSpin, tempfile::TempDir)> {
+    let mut config = AppConfig::new(state.path());
     config.manifest = manifest;
     config.reuse = e2e::InstanceReuse::Spin;
+    // Setup registers many users from one address.
+    config = config.variable("register_max_per_client", "1000000");
     for (name, value) in variables {
         config = config.variable(name, value);
     }
-    let host = RunningHost::start(&config).await?;
-    Ok((host, state))
+    let spin = RunningSpin::start(&config).await?;
+    Ok((spin, state))
 }
 
 async fn targets(cli: &Cli, needed: &[Target]) -> Result<Targets> {
     let mut urls = HashMap::new();
-    let mut hosts = Vec::new();
+    let mut apps = Vec::new();
     let mut seeded = seed::Seeded::default();
     let root = workspace_root();
     for &target in needed {
@@ -151,12 +160,12 @@ async fn targets(cli: &Cli, needed: &[Target]) -> Result<Targets> {
                             cli.log_entries,
                         )?;
                         eprintln!("seeded in {:.0?}", started.elapsed());
-                        (root.join("spin.toml"), &[("admin_usernames", BENCH_ADMIN)])
+                        (root.join("spin.toml"), &[("log_hmac_key", BENCH_LOG_KEY)])
                     }
                 };
-                let (host, state) = start(manifest, variables, state).await?;
-                let url = host.base_url.clone();
-                hosts.push((host, state));
+                let (spin, state) = start(manifest, variables, state).await?;
+                let url = spin.base_url.clone();
+                apps.push((spin, state));
                 url
             }
         };
@@ -165,7 +174,7 @@ async fn targets(cli: &Cli, needed: &[Target]) -> Result<Targets> {
     Ok(Targets {
         urls,
         seeded: std::sync::Arc::new(seeded),
-        _hosts: hosts,
+        _apps: apps,
     })
 }
 
@@ -189,6 +198,17 @@ async fn measure(cli: &Cli, scenario: &Scenario, targets: &Targets) -> Result<Me
     .await
 }
 
+async fn warm_up() -> Result<()> {
+    let root = workspace_root();
+    for manifest in [root.join("spin.toml"), root.join("bench/spin.toml")] {
+        let started = std::time::Instant::now();
+        let (spin, _state) = start(manifest.clone(), &[], tempfile::tempdir()?).await?;
+        drop(spin);
+        eprintln!("{} ready in {:.1?}", manifest.display(), started.elapsed());
+    }
+    Ok(())
+}
+
 fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -202,6 +222,9 @@ fn git_commit() -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    if cli.warm_up {
+        return warm_up().await;
+    }
     if cli.list {
         for scenario in SCENARIOS {
             println!("{:<28} {}", scenario.name, scenario.description);

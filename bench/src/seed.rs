@@ -13,8 +13,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value, json};
-use shared::catalog::{Item, PriceView};
-use shared::log::{Entry, GENESIS_HASH, chain_hash};
+use shared::domain::catalog::{Item, PriceView};
+use shared::domain::logs::{ChainKey, ChainState, GENESIS_HASH};
+use shared::platform::log::Entry;
 
 /// SplitMix64: small, fast, deterministic.
 pub struct Random(u64);
@@ -85,8 +86,8 @@ fn apply_migrations(connection: &Connection) -> Result<()> {
              version INTEGER PRIMARY KEY, name TEXT NOT NULL,
              checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
     )?;
-    for migration in shared::db::MIGRATIONS {
-        for statement in shared::sql::split_statements(migration.sql) {
+    for migration in shared::platform::migrations::MIGRATIONS {
+        for statement in shared::platform::sql::split_statements(migration.sql) {
             connection
                 .execute_batch(statement)
                 .with_context(|| format!("migration {}", migration.name))?;
@@ -96,8 +97,8 @@ fn apply_migrations(connection: &Connection) -> Result<()> {
             params![
                 migration.version,
                 migration.name,
-                shared::hex_sha256(migration.sql.as_bytes()),
-                shared::time::now_rfc3339()
+                shared::platform::crypto::hex_sha256(migration.sql.as_bytes()),
+                shared::platform::time::now_rfc3339()
             ],
         )?;
         connection.execute_batch(&format!("PRAGMA user_version = {}", migration.version))?;
@@ -105,16 +106,21 @@ fn apply_migrations(connection: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Creates the seller account (password `password`) and returns its id.
-fn create_owner(connection: &Connection, password: &str) -> Result<String> {
-    let id = shared::ids::random_uuid();
-    let hash =
-        shared::accounts::hash_password(password.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let now = shared::time::now_rfc3339();
+/// Creates an account with `role` (password `password`) and returns its id.
+fn create_user(
+    connection: &Connection,
+    username: &str,
+    role: &str,
+    password: &str,
+) -> Result<String> {
+    let id = shared::platform::ids::random_uuid();
+    let hash = shared::domain::accounts::hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = shared::platform::time::now_rfc3339();
     connection.execute(
         "INSERT INTO users (id, username, username_key, password_hash, role, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 'user', ?, ?)",
-        params![id, SEED_OWNER, SEED_OWNER, hash, now, now],
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![id, username, username, hash, role, now, now],
     )?;
     Ok(id)
 }
@@ -177,11 +183,12 @@ pub fn seed(
     std::fs::create_dir_all(state_dir)?;
     let mut connection = Connection::open(state_dir.join("sqlite_db.db"))?;
     apply_migrations(&connection)?;
-    let owner_id = create_owner(&connection, password)?;
+    let owner_id = create_user(&connection, SEED_OWNER, "user", password)?;
+    create_user(&connection, crate::BENCH_ADMIN, "admin", password)?;
     let mut random = Random::new(42);
     let words = vocabulary(5_000);
     let mut seeded = Seeded::default();
-    let now = shared::time::now_rfc3339();
+    let now = shared::platform::time::now_rfc3339();
 
     let transaction = connection.transaction()?;
     for _ in 0..items {
@@ -194,7 +201,7 @@ pub fn seed(
         );
         attributes.insert("weight_grams".into(), json!(50 + random.below(5_000)));
         let item = Item {
-            id: shared::ids::random_uuid(),
+            id: shared::platform::ids::random_uuid(),
             title: sentence(&mut random, &words, title_words),
             description: sentence(&mut random, &words, description_words),
             category: CATEGORIES[random.below(CATEGORIES.len() as u64) as usize].to_owned(),
@@ -221,7 +228,7 @@ pub fn seed(
             let template = &templates[n % templates.len()];
             let property = vary_property(&mut random, template);
             let item = Item {
-                id: shared::ids::random_uuid(),
+                id: shared::platform::ids::random_uuid(),
                 title: format!(
                     "{} home, {}",
                     property["neighborhood"]
@@ -299,7 +306,7 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
         "messages",
         "catalog",
         "health",
-        "register",
+        "accounts",
         "similarity",
         "logs",
     ];
@@ -310,21 +317,24 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
         ("catalog.item_created", "info"),
         ("user.registered", "info"),
     ];
-    let users: Vec<String> = (0..500).map(|_| shared::ids::random_uuid()).collect();
-    let start_ms = shared::time::unix_millis() - 7 * 86_400_000;
+    let users: Vec<String> = (0..500)
+        .map(|_| shared::platform::ids::random_uuid())
+        .collect();
+    let start_ms = shared::platform::time::unix_millis() - 7 * 86_400_000;
     let step_ms = (7 * 86_400_000 / count.max(1) as i64).max(1);
+    let key = ChainKey::new(crate::BENCH_LOG_KEY.as_bytes().to_vec());
     let transaction = connection.transaction()?;
     let mut previous = GENESIS_HASH.to_owned();
     {
         let mut insert = transaction.prepare(&format!(
             "INSERT INTO log_entries (id, hash, {}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            shared::log::COLUMNS
+            shared::platform::log::COLUMNS
         ))?;
         for n in 0..count {
             let id = n as i64 + 1;
             let at_ms = start_ms + id * step_ms;
-            let at = shared::time::from_unix_millis(at_ms)
-                .map(shared::time::format_rfc3339)
+            let at = shared::platform::time::from_unix_millis(at_ms)
+                .map(shared::platform::time::format_rfc3339)
                 .unwrap_or_default();
             let component = COMPONENTS[random.zipf(COMPONENTS.len())];
             let user = (random.below(3) > 0).then(|| users[random.zipf(users.len())].clone());
@@ -370,7 +380,7 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
                     fields: json!({"path": format!("/{component}")}).to_string(),
                 }
             };
-            let hash = chain_hash(&previous, id, &entry);
+            let hash = key.link(&previous, id, &entry);
             let mut values = vec![
                 rusqlite::types::Value::Integer(id),
                 rusqlite::types::Value::Text(hash.clone()),
@@ -387,9 +397,17 @@ fn seed_logs(connection: &mut Connection, random: &mut Random, count: usize) -> 
             previous = hash;
         }
     }
+    let state = ChainState {
+        sealed_through: count as i64,
+        head_hash: previous,
+        anchor_id: 0,
+        anchor_hash: GENESIS_HASH.to_owned(),
+        key_id: Some(key.id.clone()),
+        state_mac: None,
+    };
     transaction.execute(
-        "UPDATE log_chain SET sealed_through = ?, head_hash = ? WHERE id = 1",
-        params![count as i64, previous],
+        "UPDATE log_chain SET sealed_through = ?, head_hash = ?, key_id = ?, state_mac = ? WHERE id = 1",
+        params![state.sealed_through, state.head_hash, key.id, key.state_mac(&state)],
     )?;
     transaction.commit()?;
     Ok(())

@@ -1,31 +1,15 @@
-//! What every component of the app needs, written once: the error type and its HTTP mapping,
-//! the request pipeline, storage access with migrations, configuration, and logging.
+//! What the app's components share, in layers that only ever use the ones below them:
+//!
+//! - [`platform`]: Spin's stores and variables, and plain utilities (time, ids, crypto).
+//! - [`web`]: one request's context, routing, input validation, pagination, replies, errors.
+//! - [`domain`]: the app's rules and their storage (accounts, auth, catalog, logs, throttles).
+//! - [`app`]: the request pipeline every component runs, where the layers meet.
 
-pub mod accounts;
-pub mod auth;
-pub mod catalog;
-pub mod config;
-pub mod cursor;
-pub mod db;
-pub mod error;
-pub mod http;
-pub mod ids;
-pub mod kv;
-pub mod log;
-pub mod messages;
-pub mod sql;
-pub mod throttle;
-pub mod time;
+pub mod app;
+pub mod domain;
+pub mod platform;
+pub mod web;
 
-pub use error::{ApiError, FieldError};
-pub use http::{Reply, RequestCtx, serve};
-pub use log::Event;
-
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use app::serve;
+pub use platform::log::Event;
+pub use web::{ApiError, FieldError, PathParams, Reply, RequestCtx};

@@ -1,26 +1,30 @@
-//! `GET /health`: whether SQLite and the key-value store are usable, and the schema version.
-//! 200 when every check passes, 503 with the failing check's detail otherwise.
+//! `GET /health`: whether SQLite and the key-value store are usable and the schema is current.
+//! 200 when every check passes, 503 otherwise. Anonymous callers learn only pass or fail; an
+//! administrator's token also gets each check's details (the store's own error, the schema
+//! version, the journal mode), which are for operators, and a failed check's details are
+//! written to the log whoever asked.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
-use shared::db::latest_schema_version;
-use shared::http::method_not_allowed;
-use shared::kv::Kv;
-use shared::{ApiError, Reply, RequestCtx};
+use shared::domain::auth::{authenticate_if_present, sessions};
+use shared::platform::log::{Level, write_operator_line};
+use shared::platform::{db, migrations::latest_schema_version};
+use shared::{ApiError, PathParams, Reply, RequestCtx};
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
 
-#[http_service]
-async fn handle(request: Request) -> shared::http::Response {
-    shared::serve("health", request, route).await
+shared::routes! {
+    GET "/health" => health,
 }
 
-async fn route(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
-    ctx.route = Some("/health");
-    if ctx.method != Method::GET {
-        return Err(method_not_allowed(&[Method::GET]));
-    }
-    let sqlite = check_sqlite(ctx).await;
+#[http_service]
+async fn handle(request: Request) -> shared::web::Response {
+    shared::serve("health", request, dispatch).await
+}
+
+async fn health(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
+    ctx.query()?.finish(())?;
+    let sqlite = check_sqlite().await;
     let key_value = check_key_value().await;
     let healthy = [&sqlite, &key_value]
         .iter()
@@ -30,28 +34,41 @@ async fn route(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if healthy { "pass" } else { "fail" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "checks": { "sqlite": sqlite, "key_value": key_value },
-    });
+    let mut body = json!({ "status": if healthy { "pass" } else { "fail" } });
+    if !healthy {
+        write_operator_line(
+            Level::Error,
+            "health",
+            "health.check_failed",
+            json!({ "request_id": ctx.request_id, "sqlite": sqlite, "key_value": key_value }),
+        );
+    }
+    // With a store down nobody may be verifiable; then everyone gets the anonymous answer.
+    let admin = authenticate_if_present(ctx)
+        .await
+        .ok()
+        .flatten()
+        .filter(|user| user.is_admin());
+    if admin.is_some() {
+        body["version"] = json!(env!("CARGO_PKG_VERSION"));
+        body["checks"] = json!({ "sqlite": sqlite, "key_value": key_value });
+    }
     Ok(Reply::json(status, &body).header(http::header::CACHE_CONTROL, "no-store"))
 }
 
 /// A failed check, with the store's own error: health exists to tell operators what is wrong.
-fn failed(error: &ApiError) -> Value {
-    let detail = error.logged_cause().unwrap_or_else(|| error.to_string());
-    json!({ "status": "fail", "detail": detail })
+fn failed(error: impl std::fmt::Display) -> Value {
+    json!({ "status": "fail", "detail": error.to_string() })
 }
 
-async fn check_sqlite(ctx: &mut RequestCtx) -> Value {
-    let db = match ctx.db().await {
+async fn check_sqlite() -> Value {
+    let db = match db::connect().await {
         Ok(db) => db,
-        Err(error) => return failed(&error),
+        Err(error) => return failed(error),
     };
     let version = match db.schema_version().await {
         Ok(version) => version,
-        Err(error) => return failed(&error.into()),
+        Err(error) => return failed(error),
     };
     let journal_mode = db
         .query("PRAGMA journal_mode", [])
@@ -62,9 +79,8 @@ async fn check_sqlite(ctx: &mut RequestCtx) -> Value {
                 .and_then(|row| row.get::<String>("journal_mode").ok())
         });
     let latest = latest_schema_version();
-    let status = if version >= latest { "pass" } else { "fail" };
     let mut check = json!({
-        "status": status,
+        "status": if version >= latest { "pass" } else { "fail" },
         "schema_version": version,
         "latest_schema_version": latest,
         "journal_mode": journal_mode,
@@ -76,12 +92,8 @@ async fn check_sqlite(ctx: &mut RequestCtx) -> Value {
 }
 
 async fn check_key_value() -> Value {
-    let kv = match Kv::open().await {
-        Ok(kv) => kv,
-        Err(error) => return failed(&error),
-    };
-    match kv.exists("health:probe").await {
-        Ok(_) => json!({ "status": "pass" }),
-        Err(error) => failed(&error),
+    match sessions::probe().await {
+        Ok(()) => json!({ "status": "pass" }),
+        Err(error) => failed(error),
     }
 }

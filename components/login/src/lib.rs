@@ -1,38 +1,36 @@
-//! `POST /auth/login`: checks a username and password (argon2id, constant work for unknown
-//! users), throttles repeated failures per username and per client, and issues a JWT backed by
-//! a server-side session.
+//! `POST /auth/login`: checks a username and password (argon2id, the same work for unknown
+//! users), backs off repeated failures per (username, client) and per client, and issues an
+//! EdDSA JWT backed by a server-side session.
+//!
+//! Failures never lock an account: a stranger guessing from one client slows down only that
+//! client (for that username, and for all usernames past a larger limit), so the owner can still
+//! sign in from anywhere else.
 
-use http::Method;
 use serde_json::json;
-use shared::accounts::{
-    DUMMY_HASH, Role, StoredUser, hash_password, needs_rehash, username_key, verify_password,
+use shared::domain::accounts::{
+    DUMMY_HASH, StoredUser, hash_password, needs_rehash, username_key, verify_password,
 };
-use shared::auth::{
-    Claims, Session, TokenConfig, end_user_sessions, session_key, sign, signing_secret,
-};
-use shared::db::Param;
-use shared::http::{as_str, method_not_allowed};
-use shared::throttle::{ThrottleConfig, record_failure, release_after_success, reserve_attempt};
-use shared::{ApiError, Event, Reply, RequestCtx};
+use shared::domain::auth::{keys, sessions, tokens};
+use shared::domain::throttle::{self, Limit};
+use shared::platform::{config, db, ids, time};
+use shared::web::client::ClientAddress;
+use shared::web::input::as_str;
+use shared::{ApiError, Event, PathParams, Reply, RequestCtx};
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
 
 /// Passwords longer than this are not hashed at all: argon2 over megabytes is a cheap DoS.
 const MAX_PASSWORD_BYTES: usize = 1024;
-/// Expired sessions cleaned up per login.
+/// Expired sessions and throttle rows cleaned up per login.
 const SWEEP_PER_LOGIN: i64 = 20;
 
-#[http_service]
-async fn handle(request: Request) -> shared::http::Response {
-    shared::serve("login", request, route).await
+shared::routes! {
+    POST "/auth/login" => login,
 }
 
-async fn route(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
-    ctx.route = Some("/auth/login");
-    match ctx.method {
-        Method::POST => login(ctx).await,
-        _ => Err(method_not_allowed(&[Method::POST])),
-    }
+#[http_service]
+async fn handle(request: Request) -> shared::web::Response {
+    shared::serve("login", request, dispatch).await
 }
 
 /// The one answer for a wrong password and for an unknown user.
@@ -43,7 +41,7 @@ fn invalid_credentials() -> ApiError {
     }
 }
 
-async fn login(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+async fn login(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
     let mut body = ctx.json_body().await?;
     let username = body.required("username", |v| as_str(v).map(str::to_owned));
     let password = body.required("password", |v| match as_str(v)? {
@@ -51,144 +49,132 @@ async fn login(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
         p => Ok(p.to_owned()),
     });
     let (username, password) = body.finish((username, password))?;
-    let key = username_key(&username);
+    let client = ctx.client_address(&config::get("client_ip_header").await?);
+    let db = db::connect().await?;
+    let user = check_credentials(ctx, &db, &username, &password, client.as_ref()).await?;
+    open_session(ctx, &db, user, client).await
+}
 
-    let tokens = TokenConfig::load().await?;
-    let throttle = ThrottleConfig::load().await?;
-    let client_header = shared::config::get("client_ip_header").await?;
-    let client = ctx.client_address(&client_header);
-    let secret = signing_secret(ctx).await?;
+/// The per-client and per-(username, client) limits, from the variables.
+async fn limits() -> Result<(Limit, Limit), ApiError> {
+    let window_seconds = config::parse("login_throttle_window_seconds", |n: &i64| *n > 0).await?;
+    let client = Limit {
+        scope: "login_client",
+        max: config::parse("login_max_failures_per_client", |n: &i64| *n > 0).await?,
+        window_seconds,
+    };
+    let user_at_client = Limit {
+        scope: "login_user_client",
+        max: config::parse("login_max_failures_per_user_client", |n: &i64| *n > 0).await?,
+        window_seconds,
+    };
+    Ok((client, user_at_client))
+}
 
-    let db = ctx.db().await?;
-    if let Err(throttled) = reserve_attempt(&db, &throttle, &key, client.as_deref()).await? {
+/// The account whose password this is, or the reason there is none. Each attempt for a
+/// (username, client) pair is counted before the password is checked, so concurrent guesses
+/// count as many; a client's failures are counted after they happen.
+async fn check_credentials(
+    ctx: &mut RequestCtx,
+    db: &db::PooledDb,
+    username: &str,
+    password: &str,
+    client: Option<&ClientAddress>,
+) -> Result<StoredUser, ApiError> {
+    let (client_limit, pair_limit) = limits().await?;
+    let key = username_key(username);
+    let client_key = client.map_or("unknown", |c| c.key.as_str());
+    let pair = format!("{key}|{client_key}");
+    throttle::sweep(db, SWEEP_PER_LOGIN).await?;
+    let allowed = match throttle::check(db, &client_limit, client_key).await? {
+        Ok(()) => throttle::take(db, &pair_limit, &pair).await?,
+        refused => refused,
+    };
+    if let Err(throttled) = allowed {
         ctx.event(Event::warn(
             "login.throttled",
-            json!({ "username": key, "client": client, "scope": throttled.scope }),
+            json!({ "username": key, "client": client_key, "scope": throttled.scope }),
         ));
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: throttled.retry_after_secs,
-            detail: "too many failed sign-in attempts; try again later".into(),
-        });
+        return Err(throttled.into_error("too many failed sign-in attempts; try again later"));
     }
-
-    let user = StoredUser::find_by_username(&db, &key).await?;
+    let user = StoredUser::find_active(db, &key).await?;
     let stored_hash = user
         .as_ref()
         .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
     let password_ok = verify_password(password.as_bytes(), stored_hash);
     let Some(user) = user.filter(|_| password_ok) else {
-        record_failure(&db, &throttle, client.as_deref()).await?;
+        // Counted, not checked: the refusal comes on the next attempt.
+        let _ = throttle::take(db, &client_limit, client_key).await?;
         ctx.event(Event::warn(
             "login.failed",
-            json!({ "username": key, "client": client }),
+            json!({ "username": key, "client": client_key }),
         ));
         return Err(invalid_credentials());
     };
-    release_after_success(&db, &throttle, &key).await?;
-
+    throttle::clear(db, pair_limit.scope, &pair).await?;
     if needs_rehash(&user.password_hash) {
-        db.execute(
-            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
-            [
-                Param::Text(hash_password(password.as_bytes())?),
-                Param::Text(shared::time::now_rfc3339()),
-                Param::Text(user.public.id.clone()),
-            ],
-        )
-        .await?;
+        rehash(db, &user.public.id, password).await?;
     }
+    Ok(user)
+}
 
-    let role = Role::granted_to(&user.username_key, &tokens.admin_usernames);
-    if role != user.public.role {
-        ctx.db()
-            .await?
-            .execute(
-                "UPDATE users SET role = ?, updated_at = ? WHERE id = ?",
-                [
-                    Param::Text(role.as_str().to_owned()),
-                    Param::Text(shared::time::now_rfc3339()),
-                    Param::Text(user.public.id.clone()),
-                ],
-            )
-            .await?;
-        // Tokens carrying the old role must not outlive the change.
-        let ended = end_user_sessions(ctx, &user.public.id).await?;
-        ctx.event(Event::info(
-            "user.role_changed",
-            json!({
-                "user_id": user.public.id,
-                "from": user.public.role,
-                "to": role,
-                "sessions_ended": ended,
-            }),
-        ));
-    }
+async fn rehash(db: &db::Db, user_id: &str, password: &str) -> Result<(), ApiError> {
+    db.execute(
+        "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+        [
+            db::Param::Text(hash_password(password.as_bytes())?),
+            db::Param::Text(time::now_rfc3339()),
+            db::Param::Text(user_id.to_owned()),
+        ],
+    )
+    .await?;
+    Ok(())
+}
 
-    let now = shared::time::unix_seconds();
-    let expires_at = now + tokens.ttl_seconds;
-    let jti = shared::ids::random_uuid();
-    let session = Session {
-        user_id: user.public.id.clone(),
-        username: user.public.username.clone(),
-        role,
-        user_created_at: user.public.created_at.clone(),
-        created_at: shared::time::now_rfc3339(),
-        expires_at,
-        client_address: client.clone(),
-        user_agent: ctx
-            .header("user-agent")
-            .map(|ua| ua.chars().take(256).collect()),
-    };
-    ctx.kv()
-        .await?
-        .set(&session_key(&jti), &session, Some(expires_at))
-        .await?;
-    // Indexed only if the account still exists: a deletion racing with this login wins.
-    let indexed = ctx
-        .db()
-        .await?
-        .query(
-            "INSERT INTO sessions (jti, user_id, expires_at, created_at)
-             SELECT ?, id, ?, ? FROM users WHERE id = ? RETURNING jti",
-            [
-                Param::Text(jti.clone()),
-                Param::Integer(expires_at),
-                Param::Text(session.created_at.clone()),
-                Param::Text(user.public.id.clone()),
-            ],
-        )
-        .await?;
-    if indexed.is_empty() {
-        ctx.kv().await?.delete(&session_key(&jti)).await?;
+/// Stores a session for `user` and answers with a token for it.
+async fn open_session(
+    ctx: &mut RequestCtx,
+    db: &db::PooledDb,
+    user: StoredUser,
+    client: Option<ClientAddress>,
+) -> Result<Reply, ApiError> {
+    let ttl = tokens::ttl_seconds().await?;
+    let settings = tokens::TokenSettings::load().await?;
+    let signing_key = keys::signing_key(db).await?;
+    let role = user.public.role;
+    let user_agent = ctx.header("user-agent").map(str::to_owned);
+    let client_address = client.map(|c| c.address);
+    let session =
+        sessions::new_session(&user.public, role, ttl, client_address.clone(), user_agent);
+    let jti = ids::random_uuid();
+    if !sessions::open(db, &jti, &session).await? {
+        // The account was deleted, or its role changed, while this login ran.
         return Err(invalid_credentials());
     }
-
-    let claims = Claims {
+    let now = time::unix_seconds();
+    let claims = tokens::Claims {
         sub: user.public.id.clone(),
         name: user.public.username.clone(),
         role,
         iat: now,
         nbf: now,
-        exp: expires_at,
+        exp: session.expires_at,
         jti,
-        iss: tokens.issuer.clone(),
-        aud: tokens.audience.clone(),
+        iss: settings.issuer,
+        aud: settings.audience,
     };
-    let access_token = sign(&claims, &secret)?;
-    shared::auth::sweep_expired_sessions(ctx, SWEEP_PER_LOGIN).await?;
-
+    let access_token = tokens::sign(&claims, &signing_key.kid, &signing_key.pkcs8_der())?;
+    sessions::sweep_expired(db, SWEEP_PER_LOGIN).await?;
     ctx.user_id = Some(user.public.id.clone());
     ctx.event(Event::info(
         "login.succeeded",
-        json!({ "user_id": user.public.id, "username": user.public.username, "client": client }),
+        json!({ "user_id": user.public.id, "username": user.public.username, "client": client_address }),
     ));
-    let mut public = user.public;
-    public.role = role;
     Ok(Reply::ok(&json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": tokens.ttl_seconds,
-        "user": public,
+        "expires_in": ttl,
+        "user": user.public,
     }))
     .header(http::header::CACHE_CONTROL, "no-store"))
 }

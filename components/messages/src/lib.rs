@@ -3,58 +3,32 @@
 //! `GET /messages/{id}` reads one; `GET /messages/unread` counts unread messages and
 //! `POST /messages/read` marks a sender's messages as read.
 
-use http::Method;
+mod store;
+
 use serde_json::json;
-use shared::auth::{AuthUser, authenticate};
-use shared::http::{as_str, method_not_allowed};
-use shared::messages::{self, MessageBody, Participant};
-use shared::{ApiError, Event, Reply, RequestCtx, cursor};
+use shared::domain::auth::{AuthUser, authenticate};
+use shared::platform::db;
+use shared::web::cursor;
+use shared::web::input::{any_text, integer_in};
+use shared::{ApiError, Event, PathParams, Reply, RequestCtx};
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
+use store::{MessageBody, Participant};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-#[http_service]
-async fn handle(request: Request) -> shared::http::Response {
-    shared::serve("messages", request, route).await
+shared::routes! {
+    GET "/messages" => list,
+    POST "/messages" => send,
+    GET "/messages/unread" => unread,
+    POST "/messages/read" => mark_read,
+    GET "/messages/{id}" => read_one,
 }
 
-async fn route(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
-    let segments = ctx.segments();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match segments.as_slice() {
-        ["messages"] => {
-            ctx.route = Some("/messages");
-            match ctx.method {
-                Method::GET => list(ctx).await,
-                Method::POST => send(ctx).await,
-                _ => Err(method_not_allowed(&[Method::GET, Method::POST])),
-            }
-        }
-        ["messages", "unread"] => {
-            ctx.route = Some("/messages/unread");
-            match ctx.method {
-                Method::GET => unread(ctx).await,
-                _ => Err(method_not_allowed(&[Method::GET])),
-            }
-        }
-        ["messages", "read"] => {
-            ctx.route = Some("/messages/read");
-            match ctx.method {
-                Method::POST => mark_read(ctx).await,
-                _ => Err(method_not_allowed(&[Method::POST])),
-            }
-        }
-        ["messages", id] => {
-            ctx.route = Some("/messages/{id}");
-            match ctx.method {
-                Method::GET => read_one(ctx, id).await,
-                _ => Err(method_not_allowed(&[Method::GET])),
-            }
-        }
-        _ => Err(ApiError::not_found("no such route")),
-    }
+#[http_service]
+async fn handle(request: Request) -> shared::web::Response {
+    shared::serve("messages", request, dispatch).await
 }
 
 fn participant(user: &AuthUser) -> Participant {
@@ -68,11 +42,15 @@ fn no_such_user(username: &str) -> ApiError {
     ApiError::not_found(format!("there is no user {username:?}"))
 }
 
-async fn send(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+fn private(reply: Reply) -> Reply {
+    reply.header(http::header::CACHE_CONTROL, "private, no-store")
+}
+
+async fn send(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
     let sender = authenticate(ctx).await?;
     let mut body = ctx.json_body().await?;
-    let to = body.required("to", |v| as_str(v).map(str::to_owned));
-    let text = body.required("body", |v| MessageBody::parse(as_str(v)?));
+    let to = body.required_text("to", any_text);
+    let text = body.required_text("body", MessageBody::parse);
     if to
         .as_deref()
         .is_some_and(|to| to.eq_ignore_ascii_case(&sender.username))
@@ -80,7 +58,7 @@ async fn send(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
         body.reject("to", "must be someone other than yourself");
     }
     let (to, text) = body.finish((to, text))?;
-    let message = messages::send(&*ctx.db().await?, &participant(&sender), &to, &text)
+    let message = store::send(&*db::connect().await?, &participant(&sender), &to, &text)
         .await?
         .ok_or_else(|| no_such_user(&to))?;
     ctx.event(Event::info(
@@ -93,64 +71,53 @@ async fn send(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     )
 }
 
-async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+async fn list(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
     let reader = authenticate(ctx).await?;
     let mut query = ctx.query()?;
-    let with = query.optional("with", |value| Ok::<_, String>(value.to_owned()));
-    let limit = query.optional("limit", |value| match value.parse::<i64>() {
-        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        _ => Err(format!("must be 1 to {MAX_LIMIT}")),
-    });
+    let with = query.optional("with", any_text);
+    let limit = query.optional("limit", integer_in(1, MAX_LIMIT));
     let after = query.optional("cursor", cursor::decode::<String>);
     let (with, limit, after) = query.finish((with, limit, after))?;
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    let db = ctx.db().await?;
+    let db = db::connect().await?;
+    let reader = participant(&reader);
     let page = match with {
-        Some(username) => messages::conversation(
-            &db,
-            &participant(&reader),
-            &username,
-            after.as_deref(),
-            limit,
-        )
-        .await?
-        .ok_or_else(|| no_such_user(&username))?,
-        None => {
-            messages::inbox_and_outbox(&db, &participant(&reader), after.as_deref(), limit).await?
-        }
+        Some(username) => store::conversation(&db, &reader, &username, after.as_deref(), limit)
+            .await?
+            .ok_or_else(|| no_such_user(&username))?,
+        None => store::inbox_and_outbox(&db, &reader, after.as_deref(), limit).await?,
     };
-    Ok(Reply::ok(&page).header(http::header::CACHE_CONTROL, "private, no-store"))
+    Ok(private(Reply::ok(&page)))
 }
 
-async fn read_one(ctx: &mut RequestCtx, id: &str) -> Result<Reply, ApiError> {
+async fn read_one(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiError> {
     let reader = authenticate(ctx).await?;
     // Someone else's message and a missing one look the same: ids never leak.
-    let message = messages::find(&*ctx.db().await?, &reader.id, id)
+    let message = store::find(&*db::connect().await?, &reader.id, params.get("id"))
         .await?
         .ok_or_else(|| ApiError::not_found("no such message"))?;
-    Ok(Reply::ok(&message).header(http::header::CACHE_CONTROL, "private, no-store"))
+    Ok(private(Reply::ok(&message)))
 }
 
-async fn unread(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+async fn unread(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
     let reader = authenticate(ctx).await?;
-    let counts = messages::unread(&*ctx.db().await?, &reader.id).await?;
+    let counts = store::unread(&*db::connect().await?, &reader.id).await?;
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
     let by_sender: serde_json::Map<String, serde_json::Value> = counts
         .into_iter()
         .map(|(name, n)| (name, json!(n)))
         .collect();
-    Ok(
-        Reply::ok(&json!({ "unread": total, "by_sender": by_sender }))
-            .header(http::header::CACHE_CONTROL, "private, no-store"),
-    )
+    Ok(private(Reply::ok(
+        &json!({ "unread": total, "by_sender": by_sender }),
+    )))
 }
 
-async fn mark_read(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+async fn mark_read(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
     let reader = authenticate(ctx).await?;
     let mut body = ctx.json_body().await?;
-    let with = body.required("with", |v| as_str(v).map(str::to_owned));
+    let with = body.required_text("with", any_text);
     let with = body.finish(with)?;
-    let marked = messages::mark_read(&*ctx.db().await?, &reader.id, &with)
+    let marked = store::mark_read(&*db::connect().await?, &reader.id, &with)
         .await?
         .ok_or_else(|| no_such_user(&with))?;
     Ok(Reply::ok(&json!({ "marked": marked })))

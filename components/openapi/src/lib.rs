@@ -1,24 +1,23 @@
 //! `GET /openapi.json`: the app's OpenAPI 3.1 description.
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
-use shared::http::method_not_allowed;
-use shared::{ApiError, Reply, RequestCtx};
+use http::StatusCode;
+use shared::{ApiError, PathParams, Reply, RequestCtx};
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
 
 static OPENAPI_JSON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
-#[http_service]
-async fn handle(request: Request) -> shared::http::Response {
-    shared::serve("openapi", request, route).await
+shared::routes! {
+    GET "/openapi.json" => openapi,
 }
 
-async fn route(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
-    ctx.route = Some("/openapi.json");
-    if ctx.method != Method::GET {
-        return Err(method_not_allowed(&[Method::GET]));
-    }
+#[http_service]
+async fn handle(request: Request) -> shared::web::Response {
+    shared::serve("openapi", request, dispatch).await
+}
+
+async fn openapi(_: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
     Ok(Reply::bytes(
         StatusCode::OK,
         "application/json",

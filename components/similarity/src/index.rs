@@ -15,7 +15,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use shared::ApiError;
-use shared::db::{Db, Param};
+use shared::platform::crypto::hex_sha256;
+use shared::platform::db::{self, Db, Param};
 
 use crate::model;
 
@@ -124,7 +125,7 @@ fn change_of(metadata: &model::Metadata, event: &EventRow) -> Option<Change> {
                     version: event.item_version,
                 });
             };
-            let hash = shared::hex_sha256(
+            let hash = hex_sha256(
                 &row.iter()
                     .flat_map(|x| x.to_le_bytes())
                     .collect::<Vec<u8>>(),
@@ -166,7 +167,7 @@ pub async fn catch_up(db: &Db) -> Result<usize, ApiError> {
             return Ok(applied);
         }
         applied +=
-            Db::transaction(async |db: &Db| apply_batch(db, metadata, &model_id).await).await?;
+            db::transaction(async |db: &Db| apply_batch(db, metadata, &model_id).await).await?;
     }
 }
 

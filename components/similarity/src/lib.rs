@@ -13,14 +13,15 @@ pub mod model;
 mod component {
     use std::cell::{Cell, RefCell};
 
-    use http::Method;
     use serde::{Deserialize, Serialize};
     use serde_json::{Value, json};
-    use shared::auth::authenticate;
-    use shared::catalog::{Category, Currency};
-    use shared::db::Param;
-    use shared::http::{JsonBody, method_not_allowed};
-    use shared::{ApiError, Event, FieldError, Reply, RequestCtx};
+    use shared::domain::auth::authenticate;
+    use shared::domain::catalog::{Category, Currency, Item, PriceRange};
+    use shared::platform::db::{self, Param, placeholders};
+    use shared::platform::kv::{Kv, KvStore};
+    use shared::platform::{config, time};
+    use shared::web::input::{JsonBody, any_text};
+    use shared::{ApiError, Event, FieldError, PathParams, Reply, RequestCtx};
     use spin_sdk::http::Request;
     use spin_sdk::http_service;
 
@@ -31,26 +32,14 @@ mod component {
     /// key-value write under Spin is an fsync behind one store-wide lock).
     const MAX_PENDING_CACHE_WRITES: usize = 64;
 
-    #[http_service]
-    async fn handle(request: Request) -> shared::http::Response {
-        shared::serve("similarity", request, route).await
+    shared::routes! {
+        POST "/similarity" => score,
+        POST "/similarity/search" => search,
     }
 
-    async fn route(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
-        let route = match ctx.path.trim_end_matches('/') {
-            "/similarity" => "/similarity",
-            "/similarity/search" => "/similarity/search",
-            _ => return Err(ApiError::not_found("no such route")),
-        };
-        ctx.route = Some(route);
-        if ctx.method != Method::POST {
-            return Err(method_not_allowed(&[Method::POST]));
-        }
-        if route == "/similarity" {
-            score(ctx).await
-        } else {
-            search(ctx).await
-        }
+    #[http_service]
+    async fn handle(request: Request) -> shared::web::Response {
+        shared::serve("similarity", request, dispatch).await
     }
 
     /// Validates an optional property field of the body, reporting problems as
@@ -92,6 +81,11 @@ mod component {
         score: f64,
     }
 
+    /// How long a cached score is served: the `similarity_cache_ttl_seconds` variable.
+    async fn cache_ttl_seconds() -> Result<i64, ApiError> {
+        Ok(config::parse("similarity_cache_ttl_seconds", |s: &i64| *s > 0).await?)
+    }
+
     /// The cache key: the model's identity and the two encoded properties in a fixed order.
     fn cache_key(model_id: &str, a: &[f32], b: &[f32]) -> String {
         let bytes = |row: &[f32]| {
@@ -108,20 +102,23 @@ mod component {
         material.extend(first);
         material.push(0);
         material.extend(second);
-        format!("similarity:{}", shared::hex_sha256(&material))
+        format!(
+            "similarity:{}",
+            shared::platform::crypto::hex_sha256(&material)
+        )
     }
 
     thread_local! {
-        static PENDING: RefCell<Vec<(String, CachedScore)>> = const { RefCell::new(Vec::new()) };
+        static PENDING: RefCell<Vec<(String, CachedScore, i64)>> = const { RefCell::new(Vec::new()) };
         static WRITER_RUNNING: Cell<bool> = const { Cell::new(false) };
     }
 
     /// Queues a cache write for after the response; one writer per instance drains the queue.
-    fn remember(key: String, value: CachedScore) {
+    fn remember(key: String, value: CachedScore, expires: i64) {
         let queued = PENDING.with(|pending| {
             let mut pending = pending.borrow_mut();
             if pending.len() < MAX_PENDING_CACHE_WRITES {
-                pending.push((key, value));
+                pending.push((key, value, expires));
                 true
             } else {
                 false
@@ -129,9 +126,11 @@ mod component {
         });
         if queued && !WRITER_RUNNING.with(|running| running.replace(true)) {
             spin_sdk::wit_bindgen::spawn(async {
-                while let Some((key, value)) = PENDING.with(|pending| pending.borrow_mut().pop()) {
-                    if let Ok(kv) = shared::kv::Kv::open().await {
-                        let _ = kv.set(&key, &value, None).await;
+                while let Some((key, value, expires)) =
+                    PENDING.with(|pending| pending.borrow_mut().pop())
+                {
+                    if let Ok(kv) = Kv::shared(KvStore::SimilarityCache).await {
+                        let _ = kv.set(&key, &value, Some(expires)).await;
                     }
                 }
                 WRITER_RUNNING.with(|running| running.set(false));
@@ -139,7 +138,7 @@ mod component {
         }
     }
 
-    async fn score(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+    async fn score(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
         authenticate(ctx).await?;
         let mut body = ctx.json_body().await?;
         let a = property(&mut body, "a");
@@ -149,19 +148,19 @@ mod component {
         let model_id = metadata.id();
         let key = cache_key(&model_id, &a, &b);
 
-        let cached: Option<CachedScore> = ctx.kv().await?.get(&key).await?;
+        let cache = Kv::shared(KvStore::SimilarityCache).await?;
+        let cached: Option<CachedScore> = cache.get(&key).await?;
         let (score, cached) = match cached.filter(|entry| entry.model == model_id) {
             Some(entry) => (entry.score, true),
             None => {
                 let embeddings = model::embed(&[a, b]).map_err(ApiError::internal)?;
                 let score = metadata.score(&embeddings[0], &embeddings[1]);
-                remember(
-                    key,
-                    CachedScore {
-                        model: model_id.clone(),
-                        score,
-                    },
-                );
+                let expires = time::unix_seconds() + cache_ttl_seconds().await?;
+                let entry = CachedScore {
+                    model: model_id.clone(),
+                    score,
+                };
+                remember(key, entry, expires);
                 (score, false)
             }
         };
@@ -170,21 +169,17 @@ mod component {
         ))
     }
 
-    async fn search(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
+    async fn search(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
         authenticate(ctx).await?;
         let mut body = ctx.json_body().await?;
-        let item_id = body.optional("item_id", |v| shared::http::as_str(v).map(str::to_owned));
+        let item_id = body.optional_text("item_id", any_text);
         let query_row = optional_property(&mut body, "property");
         let k = body.optional("k", |v| match v.as_i64() {
             Some(k) if (1..=MAX_K).contains(&k) => Ok(k as usize),
             _ => Err(format!("must be a whole number from 1 to {MAX_K}")),
         });
-        let category = body.optional("category", |v| {
-            Category::parse(v).map(|c| c.as_str().to_owned())
-        });
-        let currency = body.optional("currency", |v| {
-            Currency::parse_str(shared::http::as_str(v)?).map(|c| c.code().to_owned())
-        });
+        let category = body.optional_text("category", Category::parse);
+        let currency = body.optional_text("currency", Currency::parse);
         let amount = |v: &Value| match v.as_i64() {
             Some(n) if n >= 0 => Ok(n),
             _ => Err("must be a whole, non-negative number of minor units".to_owned()),
@@ -197,16 +192,19 @@ mod component {
         ) {
             body.reject("property", "give exactly one of property or item_id");
         }
-        if (matches!(min_price, Some(Some(_))) || matches!(max_price, Some(Some(_))))
-            && matches!(currency, Some(None))
-        {
-            body.reject("currency", "is required with min_price or max_price");
+        let price = PriceRange {
+            currency: currency.flatten(),
+            min: min_price.flatten(),
+            max: max_price.flatten(),
+        };
+        for (field, detail) in price.problems() {
+            body.reject(field, detail);
         }
-        let (item_id, query_row, k, category, currency, min_price, max_price) = body.finish((
+        let (item_id, query_row, k, category, _, _, _) = body.finish((
             item_id, query_row, k, category, currency, min_price, max_price,
         ))?;
 
-        let db = ctx.db().await?;
+        let db = db::connect().await?;
         index::catch_up(&db).await?;
         index::refresh(&db).await?;
         let query = match (&query_row, &item_id) {
@@ -222,23 +220,25 @@ mod component {
             (None, None) => unreachable!("validated above"),
         };
         let filter = index::Filter {
-            category,
-            currency,
-            min_price,
-            max_price,
+            category: category.map(|c| c.as_str().to_owned()),
+            currency: price.currency.map(|c| c.code().to_owned()),
+            min_price: price.min,
+            max_price: price.max,
             exclude: item_id.clone(),
         };
         let nearest = index::nearest(&query, k.unwrap_or(10), &filter);
 
         // The listings themselves, in one query, in score order.
         let ids: Vec<String> = nearest.iter().map(|(id, _)| id.clone()).collect();
-        let items: Vec<shared::catalog::Item> = if ids.is_empty() {
+        let items: Vec<Item> = if ids.is_empty() {
             Vec::new()
         } else {
-            let placeholders = vec!["?"; ids.len()].join(", ");
             db.query_json(
-                &format!("SELECT * FROM catalog_items WHERE id IN ({placeholders})"),
-                shared::catalog::ITEM_JSON_FIELDS,
+                &format!(
+                    "SELECT * FROM catalog_items WHERE id IN ({})",
+                    placeholders(ids.len())
+                ),
+                shared::domain::catalog::items::ITEM_JSON_FIELDS,
                 "seq",
                 ids.iter().map(|id| Param::Text(id.clone())),
             )

@@ -1,21 +1,27 @@
-//! Starts the app on `spin-test-host` for a test: a child process on a free loopback port with
-//! a fresh state directory, plus an HTTP client with typed request helpers.
+//! Starts the app under real Spin for a test: `spin up` on a free loopback port with a fresh
+//! state directory, in a process group of its own, plus an HTTP client with typed helpers.
 //!
-//! `E2E_INSTANCE_REUSE=fresh` makes every request use a new component instance (Spin's
-//! `--max-instance-reuse-count 1`); the default reuses instances as Spin 4 does (128 requests,
-//! 16 at once). The test command runs the whole suite both ways.
+//! `spin` is found through `SPIN_BIN`, else on `PATH` (the test command puts Spin 4.1 there).
+//! `E2E_INSTANCE_REUSE=fresh` makes every request use a new component instance
+//! (`--max-instance-reuse-count 1`); the default keeps Spin's own reuse (128 requests per
+//! instance, 16 at once). The test command runs the whole suite both ways.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A password that passes every rule, for tests that are not about passwords.
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The operator's one-time admin bootstrap credential every test app starts with.
+pub const BOOTSTRAP_TOKEN: &str = "test-bootstrap-credential-0123456789abcdef";
+
+/// How long a first `spin up` of a new build may take: it compiles every component.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn workspace_root() -> PathBuf {
@@ -25,17 +31,17 @@ pub fn workspace_root() -> PathBuf {
         .expect("workspace root exists")
 }
 
-fn host_binary() -> PathBuf {
-    match std::env::var_os("SPIN_TEST_HOST_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => workspace_root().join("target/release/spin-test-host"),
-    }
+/// The Spin CLI: `SPIN_BIN` if set, otherwise `spin` from `PATH`.
+pub fn spin_binary() -> PathBuf {
+    std::env::var_os("SPIN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("spin"))
 }
 
-/// How the host reuses component instances.
+/// How Spin reuses component instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceReuse {
-    /// Spin 4's defaults: up to 128 requests per instance, 16 at once.
+    /// Spin's defaults for WASIp3 components: up to 128 requests per instance, 16 at once.
     Spin,
     /// A new instance for every request.
     Fresh,
@@ -49,129 +55,233 @@ impl InstanceReuse {
         }
     }
 
-    fn flags(self) -> [String; 4] {
-        let (total, concurrent) = match self {
-            Self::Spin => (128, 16),
-            Self::Fresh => (1, 1),
-        };
-        [
-            "--max-instance-reuse-count".into(),
-            total.to_string(),
-            "--max-instance-concurrent-reuse-count".into(),
-            concurrent.to_string(),
-        ]
+    fn flags(self) -> Vec<String> {
+        match self {
+            // Spin's own defaults: nothing to pass.
+            Self::Spin => Vec::new(),
+            Self::Fresh => [
+                "--max-instance-reuse-count",
+                "1",
+                "--max-instance-concurrent-reuse-count",
+                "1",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
     }
 }
 
-/// How to start a host.
+/// How to start the app.
 #[derive(Debug, Clone)]
-pub struct HostConfig {
+pub struct AppConfig {
     pub manifest: PathBuf,
     pub state_dir: PathBuf,
     pub reuse: InstanceReuse,
-    /// `SPIN_VARIABLE_*` settings and the like.
-    pub env: Vec<(String, String)>,
+    /// A runtime configuration file (`--runtime-config-file`), if any.
+    pub runtime_config: Option<PathBuf>,
+    /// Spin variables (`--variable name=value`).
+    pub variables: Vec<(String, String)>,
 }
 
-impl HostConfig {
+/// The app's key-value stores (the labels spin.toml grants), each kept in its own file.
+pub const KV_STORES: &[&str] = &["sessions", "signing", "audit", "similarity_cache"];
+
+/// A runtime configuration keeping every key-value store in a file under `state_dir`, as
+/// runtime-config/local.toml does under .spin/.
+pub fn local_runtime_config(state_dir: &Path) -> String {
+    KV_STORES
+        .iter()
+        .map(|label| {
+            let path = state_dir.join(kv_file_name(label));
+            format!(
+                "[key_value_store.{label}]\ntype = \"spin\"\npath = {:?}\n\n",
+                path.display().to_string()
+            )
+        })
+        .collect()
+}
+
+/// The file a key-value store is kept in, under the state directory.
+pub fn kv_file_name(label: &str) -> String {
+    format!("kv-{}.db", label.replace('_', "-"))
+}
+
+impl AppConfig {
     pub fn new(state_dir: &Path) -> Self {
         Self {
             manifest: workspace_root().join("spin.toml"),
             state_dir: state_dir.to_owned(),
             reuse: InstanceReuse::from_env(),
-            env: Vec::new(),
+            runtime_config: None,
+            variables: vec![("admin_bootstrap_token".into(), BOOTSTRAP_TOKEN.into())],
         }
     }
 
+    /// The SQLite file of the key-value store `label`.
+    pub fn kv_file(&self, label: &str) -> PathBuf {
+        self.state_dir.join(kv_file_name(label))
+    }
+
+    /// Sets a Spin variable (replacing an earlier value).
     pub fn variable(mut self, name: &str, value: &str) -> Self {
-        self.env.push((
-            format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
-            value.to_owned(),
-        ));
+        self.variables.retain(|(existing, _)| existing != name);
+        self.variables.push((name.to_owned(), value.to_owned()));
         self
     }
 }
 
-/// A running `spin-test-host` process.
-pub struct RunningHost {
-    child: Child,
-    pub base_url: String,
-    pub stderr_path: PathBuf,
+/// A free TCP port on 127.0.0.1 at the moment of asking.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
-impl RunningHost {
-    pub async fn start(config: &HostConfig) -> Result<Self> {
-        let binary = host_binary();
-        if !binary.exists() {
-            bail!(
-                "{} is missing: build everything first (see the test command in README.md)",
-                binary.display()
-            );
-        }
+/// A running `spin up`, in a process group of its own: `spin up` serves through a child
+/// process (`spin trigger http`), so ending it means ending the group.
+pub struct RunningSpin {
+    child: Child,
+    process_group: i32,
+    pub base_url: String,
+    pub output_path: PathBuf,
+}
+
+impl RunningSpin {
+    pub async fn start(config: &AppConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.state_dir)?;
-        let stderr_path = config.state_dir.join("host.stderr");
-        let stderr = std::fs::OpenOptions::new()
+        let output_path = config.state_dir.join("spin.log");
+        // A port taken between asking and binding makes Spin exit: try another.
+        for attempt in 1.. {
+            let written_before = Self::log_of(&output_path).len();
+            let port = free_port()?;
+            match Self::start_on(config, port, &output_path).await {
+                Ok(spin) => return Ok(spin),
+                Err(error) => {
+                    let log = Self::log_of(&output_path);
+                    let port_taken = log
+                        .get(written_before..)
+                        .unwrap_or_default()
+                        .contains("in use");
+                    if !port_taken || attempt == 3 {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    fn log_of(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    async fn start_on(config: &AppConfig, port: u16, output_path: &Path) -> Result<Self> {
+        let output = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&stderr_path)?;
-        let mut command = Command::new(&binary);
+            .open(output_path)?;
+        let mut command = Command::new(spin_binary());
         command
+            .arg("up")
             .arg("--from")
             .arg(&config.manifest)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(format!("127.0.0.1:{port}"))
             .arg("--state-dir")
             .arg(&config.state_dir)
-            .arg("--cache-dir")
-            .arg(workspace_root().join("target/spin-test-host-cache"))
-            .args(config.reuse.flags())
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .kill_on_drop(true);
-        let mut child = command.spawn().context("cannot start spin-test-host")?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
-            .await
-            .context("spin-test-host did not start within 120 s")??;
-        let Some(base_url) =
-            first.and_then(|line| line.strip_prefix("listening on ").map(str::to_owned))
-        else {
-            let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            bail!("spin-test-host failed to start:\n{log}");
+            .args(config.reuse.flags());
+        let runtime_config = match &config.runtime_config {
+            Some(path) => path.clone(),
+            None => {
+                let path = config.state_dir.join("runtime-config.toml");
+                std::fs::write(&path, local_runtime_config(&config.state_dir))?;
+                path
+            }
         };
-        // Keep draining stdout so the host never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self {
+        command.arg("--runtime-config-file").arg(runtime_config);
+        for (name, value) in &config.variables {
+            command.arg("--variable").arg(format!("{name}={value}"));
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(output.try_clone()?))
+            .stderr(Stdio::from(output))
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command.spawn().with_context(|| {
+            format!(
+                "cannot run {}: install Spin 4.1 or later, or set SPIN_BIN",
+                spin_binary().display()
+            )
+        })?;
+        let process_group = child.id().context("spin up has a process id")? as i32;
+        let mut spin = Self {
             child,
-            base_url,
-            stderr_path,
-        })
+            process_group,
+            base_url: format!("http://127.0.0.1:{port}"),
+            output_path: output_path.to_owned(),
+        };
+        spin.wait_until_listening(port).await?;
+        Ok(spin)
     }
 
-    /// Ends the host the hard way, as a crash would.
+    /// Spin accepts connections only once every component is loaded.
+    async fn wait_until_listening(&mut self, port: u16) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                self.end_group();
+                bail!("spin up exited ({status}):\n{}", self.output());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                self.end_group();
+                bail!(
+                    "spin up did not listen within {START_TIMEOUT:?}:\n{}",
+                    self.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    fn end_group(&self) {
+        // SAFETY: kill(2) on the process group this struct started.
+        unsafe {
+            libc::kill(-self.process_group, libc::SIGKILL);
+        }
+    }
+
+    /// Ends Spin the hard way, as a crash would: SIGKILL to the whole process group.
     pub async fn kill(&mut self) {
-        let _ = self.child.start_kill();
+        self.end_group();
         let _ = self.child.wait().await;
     }
 
-    /// What the host and the components wrote to stderr so far.
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+    /// What Spin and the components wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        Self::log_of(&self.output_path)
     }
 }
 
-/// The app under test: a host, its state directory and an HTTP client.
+impl Drop for RunningSpin {
+    fn drop(&mut self) {
+        self.end_group();
+    }
+}
+
+/// The app under test: Spin, its state directory and an HTTP client.
 pub struct TestApp {
-    pub host: RunningHost,
-    pub config: HostConfig,
+    pub spin: RunningSpin,
+    pub config: AppConfig,
     pub client: reqwest::Client,
+    /// The first admin's token, once [`TestApp::admin`] made one.
+    first_admin: std::sync::Mutex<Option<String>>,
     _state: Option<tempfile::TempDir>,
 }
 
@@ -181,17 +291,18 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// Starts the app with a fresh state directory and a customised configuration.
-pub async fn spawn_app_with(customise: impl FnOnce(HostConfig) -> HostConfig) -> TestApp {
+pub async fn spawn_app_with(customise: impl FnOnce(AppConfig) -> AppConfig) -> TestApp {
     let state = tempfile::tempdir().expect("temporary directory");
-    let config = customise(HostConfig::new(state.path()));
-    let host = RunningHost::start(&config).await.expect("host starts");
+    let config = customise(AppConfig::new(state.path()));
+    let spin = RunningSpin::start(&config).await.expect("spin up starts");
     TestApp {
-        host,
+        spin,
         config,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        first_admin: std::sync::Mutex::new(None),
         _state: Some(state),
     }
 }
@@ -253,7 +364,7 @@ impl Reply {
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.host.base_url, path)
+        format!("{}{}", self.spin.base_url, path)
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
@@ -330,12 +441,48 @@ impl TestApp {
         (user, token)
     }
 
-    /// Stops the host abruptly (SIGKILL) and starts a new one on the same state directory.
+    /// Registers `username` and makes it an administrator: the first one with the operator's
+    /// bootstrap credential, later ones by the first one's grant. Returns a token with the role.
+    pub async fn admin(&self, username: &str) -> String {
+        let (_, token) = self.signed_in_user(username).await;
+        let first_admin = self.first_admin.lock().unwrap().clone();
+        match first_admin {
+            None => {
+                self.post_json_with_token(
+                    "/auth/bootstrap",
+                    &serde_json::json!({ "bootstrap_token": BOOTSTRAP_TOKEN }),
+                    &token,
+                )
+                .await
+                .expect(200);
+            }
+            Some(admin) => {
+                self.send(
+                    self.request(
+                        reqwest::Method::PUT,
+                        &format!("/auth/users/{username}/role"),
+                    )
+                    .bearer_auth(&admin)
+                    .json(&serde_json::json!({ "role": "admin" })),
+                )
+                .await
+                .expect(200);
+            }
+        }
+        let token = self.login(username, PASSWORD).await;
+        self.first_admin
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| token.clone());
+        token
+    }
+
+    /// Stops Spin abruptly (SIGKILL) and starts it again on the same state directory.
     pub async fn restart(&mut self) {
-        self.host.kill().await;
-        self.host = RunningHost::start(&self.config)
+        self.spin.kill().await;
+        self.spin = RunningSpin::start(&self.config)
             .await
-            .expect("host restarts");
+            .expect("spin up restarts");
     }
 
     /// Polls `probe` until it returns `Some`, for effects that land just after a response
@@ -352,13 +499,5 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the expected effect did not appear within 5 s");
-    }
-}
-
-/// Sends SIGKILL to a process (used to crash a host mid-load).
-pub fn sigkill(pid: u32) {
-    // SAFETY: plain kill(2) on a child process id we own.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGKILL);
     }
 }

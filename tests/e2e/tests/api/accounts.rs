@@ -78,7 +78,9 @@ async fn the_token_carries_the_standard_claims() {
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         3600
     );
-    assert_eq!(crate::tokens::header(&token)["alg"], "HS256");
+    let header = crate::tokens::header(&token);
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["kid"].as_str().map(str::len), Some(16));
 }
 
 #[tokio::test]
@@ -277,7 +279,8 @@ async fn malformed_oversized_and_non_json_bodies_get_their_own_statuses() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_user_get_the_same_answer_in_comparable_time() {
-    let app = spawn_app_with(|config| config.variable("login_max_failures_per_user", "100")).await;
+    let app =
+        spawn_app_with(|config| config.variable("login_max_failures_per_user_client", "100")).await;
     app.register("known", PASSWORD).await;
 
     let mut wrong_password = Vec::new();
@@ -323,7 +326,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer_in_comparable_
 async fn repeated_failures_are_throttled_until_the_window_passes() {
     let app = spawn_app_with(|config| {
         config
-            .variable("login_max_failures_per_user", "3")
+            .variable("login_max_failures_per_user_client", "3")
             .variable("login_throttle_window_seconds", "2")
     })
     .await;
@@ -348,7 +351,8 @@ async fn repeated_failures_are_throttled_until_the_window_passes() {
 
 #[tokio::test]
 async fn a_successful_login_resets_the_usernames_failures() {
-    let app = spawn_app_with(|config| config.variable("login_max_failures_per_user", "3")).await;
+    let app =
+        spawn_app_with(|config| config.variable("login_max_failures_per_user_client", "3")).await;
     app.register("forgetful", PASSWORD).await;
     for _ in 0..2 {
         app.login_response("forgetful", "wrong password!")
@@ -366,7 +370,8 @@ async fn a_successful_login_resets_the_usernames_failures() {
 
 #[tokio::test]
 async fn concurrent_guesses_get_exactly_the_allowed_number_of_tries() {
-    let app = spawn_app_with(|config| config.variable("login_max_failures_per_user", "3")).await;
+    let app =
+        spawn_app_with(|config| config.variable("login_max_failures_per_user_client", "3")).await;
     app.register("victim", PASSWORD).await;
     let app = &app;
     let guesses = (0..12).map(|i| async move {
@@ -425,41 +430,129 @@ async fn the_client_address_comes_from_the_trusted_header_when_configured() {
 }
 
 #[tokio::test]
-async fn admins_are_exactly_the_usernames_the_operator_lists() {
-    let mut app = spawn_app_with(|config| config.variable("admin_usernames", "Root, ops")).await;
-    app.register("root", PASSWORD).await;
-    app.register("rooted", PASSWORD).await;
-    let login = app
-        .login_response("ROOT", PASSWORD)
-        .await
-        .expect(200)
-        .json();
-    assert_eq!(login["user"]["role"], "admin");
-    let admin_token = login["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(crate::tokens::payload(&admin_token)["role"], "admin");
-    let other = app
-        .login_response("rooted", PASSWORD)
-        .await
-        .expect(200)
-        .json();
-    assert_eq!(other["user"]["role"], "user");
+async fn registering_a_name_meant_for_an_admin_never_yields_admin() {
+    let app = spawn_app().await;
+    // Names an operator might have in mind for administrators are ordinary names here.
+    for name in ["admin", "root", "ada", "operator"] {
+        let user = app.register(name, PASSWORD).await;
+        assert_eq!(user["role"], "user");
+        let login = app.login_response(name, PASSWORD).await.expect(200).json();
+        assert_eq!(login["user"]["role"], "user");
+        let token = login["access_token"].as_str().unwrap();
+        assert_eq!(crate::tokens::payload(token)["role"], "user");
+        app.get_with_token("/logs", token).await.problem(403);
+    }
+}
 
-    // The operator removes root from the list: its admin token dies, a new login is a user.
-    app.config
-        .env
-        .retain(|(name, _)| name != "SPIN_VARIABLE_ADMIN_USERNAMES");
-    app.restart().await;
-    let body = app
-        .get_with_token("/auth/authenticate", &admin_token)
+#[tokio::test]
+async fn the_bootstrap_credential_makes_one_admin_once_and_only_for_a_signed_in_caller() {
+    let app = spawn_app().await;
+    let bootstrap = |token: Option<String>, credential: &str| {
+        let request = app
+            .request(reqwest::Method::POST, "/auth/bootstrap")
+            .json(&json!({ "bootstrap_token": credential }));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        app.send(request)
+    };
+    bootstrap(None, e2e::BOOTSTRAP_TOKEN).await.problem(401);
+    let (_, first) = app.signed_in_user("first").await;
+    bootstrap(
+        Some(first.clone()),
+        "a-wrong-credential-of-a-decent-length!!",
+    )
+    .await
+    .problem(403);
+    let granted = bootstrap(Some(first.clone()), e2e::BOOTSTRAP_TOKEN)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(granted["role"], "admin");
+    // The old token carried the old role: it ended with the change.
+    app.get_with_token("/auth/authenticate", &first)
         .await
         .problem(401);
-    assert!(body["detail"].as_str().unwrap().contains("role"));
-    let login = app
-        .login_response("root", PASSWORD)
+    let admin = app.login("first", PASSWORD).await;
+    assert_eq!(
+        app.get_with_token("/auth/authenticate", &admin)
+            .await
+            .expect(200)
+            .json()["user"]["role"],
+        "admin"
+    );
+    let (_, second) = app.signed_in_user("second").await;
+    let problem = bootstrap(Some(second), e2e::BOOTSTRAP_TOKEN)
+        .await
+        .problem(403);
+    assert!(problem["detail"].as_str().unwrap().contains("already used"));
+}
+
+#[tokio::test]
+async fn bootstrapping_is_off_unless_the_operator_sets_a_long_credential() {
+    let app = spawn_app_with(|config| config.variable("admin_bootstrap_token", "")).await;
+    let (_, token) = app.signed_in_user("hopeful").await;
+    let problem = app
+        .post_json_with_token("/auth/bootstrap", &json!({"bootstrap_token": ""}), &token)
+        .await
+        .problem(403);
+    assert!(problem["detail"].as_str().unwrap().contains("not enabled"));
+    let short = spawn_app_with(|config| config.variable("admin_bootstrap_token", "short")).await;
+    let (_, token) = short.signed_in_user("hopeful").await;
+    short
+        .post_json_with_token(
+            "/auth/bootstrap",
+            &json!({"bootstrap_token": "short"}),
+            &token,
+        )
+        .await
+        .problem(403);
+}
+
+/// `PUT /auth/users/{username}/role` as `token`.
+async fn set_role(app: &TestApp, token: &str, username: &str, role: &str) -> e2e::Reply {
+    app.send(
+        app.request(
+            reqwest::Method::PUT,
+            &format!("/auth/users/{username}/role"),
+        )
+        .bearer_auth(token)
+        .json(&json!({ "role": role })),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_admin_grants_and_revokes_roles_and_revoking_takes_effect_on_the_next_request() {
+    let app = spawn_app().await;
+    let root = app.admin("root").await;
+    let (_, helper) = app.signed_in_user("helper").await;
+    set_role(&app, &helper, "helper", "admin")
+        .await
+        .problem(403);
+    let granted = set_role(&app, &root, "helper", "admin")
         .await
         .expect(200)
         .json();
-    assert_eq!(login["user"]["role"], "user");
+    assert_eq!(granted["role"], "admin");
+    app.get_with_token("/auth/authenticate", &helper)
+        .await
+        .problem(401);
+    let helper = app.login("helper", PASSWORD).await;
+    app.get_with_token("/logs", &helper).await.expect(200);
+
+    set_role(&app, &root, "helper", "user").await.expect(200);
+    // The very next request with the admin token is refused.
+    app.get_with_token("/logs", &helper).await.problem(401);
+    let helper = app.login("helper", PASSWORD).await;
+    app.get_with_token("/logs", &helper).await.problem(403);
+
+    set_role(&app, &root, "root", "user").await.problem(409);
+    set_role(&app, &root, "nobody", "admin").await.problem(404);
+    set_role(&app, &root, "helper", "superuser")
+        .await
+        .problem(422);
 }
 
 #[tokio::test]
@@ -487,11 +580,11 @@ async fn logging_out_everywhere_ends_every_session() {
 
 #[tokio::test]
 async fn deleting_an_account_ends_its_sessions_and_only_owners_and_admins_may() {
-    let app = spawn_app_with(|config| config.variable("admin_usernames", "boss")).await;
+    let app = spawn_app().await;
     let (_, alice) = app.signed_in_user("alice").await;
     let (_, bob) = app.signed_in_user("bob").await;
     let (_, carol) = app.signed_in_user("carol").await;
-    let (_, boss) = app.signed_in_user("boss").await;
+    let boss = app.admin("boss").await;
     let delete = |username: &str, token: &str| {
         app.send(
             app.request(reqwest::Method::DELETE, &format!("/auth/users/{username}"))
@@ -515,8 +608,17 @@ async fn deleting_an_account_ends_its_sessions_and_only_owners_and_admins_may() 
     app.send(app.request(reqwest::Method::DELETE, "/auth/users/carol"))
         .await
         .problem(401);
-    // The username is free again.
-    app.register("alice", PASSWORD).await;
+    // The username is not given out again, in any case.
+    for name in ["alice", "ALICE", "bob"] {
+        app.post_json(
+            "/auth/register",
+            &json!({"username": name, "password": PASSWORD}),
+        )
+        .await
+        .problem(409);
+    }
+    // The last admin cannot delete itself away.
+    delete("boss", &boss).await.problem(409);
 }
 
 #[tokio::test]
@@ -530,11 +632,11 @@ async fn sessions_and_the_generated_secret_survive_a_restart() {
 }
 
 #[tokio::test]
-async fn a_configured_secret_that_is_too_short_is_refused() {
-    let app = spawn_app_with(|config| config.variable("jwt_secret", "short")).await;
+async fn a_configured_signing_key_that_is_not_a_key_is_refused() {
+    let app = spawn_app_with(|config| config.variable("jwt_private_key", "short")).await;
     app.register("quiet", PASSWORD).await;
     app.login_response("quiet", PASSWORD).await.problem(500);
-    assert!(app.host.stderr().contains("shorter than 32 bytes"));
+    assert!(app.spin.output().contains("jwt_private_key"));
 }
 
 #[tokio::test]
@@ -559,7 +661,7 @@ async fn password_hashes_tokens_and_passwords_never_leak() {
             "{body}"
         );
     }
-    let logs = app.host.stderr();
+    let logs = app.spin.output();
     for secret in [PASSWORD, &token, &hash] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }

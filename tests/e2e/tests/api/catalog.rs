@@ -124,10 +124,10 @@ async fn items_are_created_read_updated_and_deleted() {
 
 #[tokio::test]
 async fn only_owners_and_admins_change_items_and_anyone_reads_them() {
-    let app = spawn_app_with(|config| config.variable("admin_usernames", "moderator")).await;
+    let app = spawn_app().await;
     let (_, owner) = app.signed_in_user("owner").await;
     let (_, other) = app.signed_in_user("other").await;
-    let (_, admin) = app.signed_in_user("moderator").await;
+    let admin = app.admin("moderator").await;
     let id = create(&app, &owner, &book("Owned", 100)).await["id"]
         .as_str()
         .unwrap()

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub use e2e::{HostConfig, InstanceReuse, TestApp, spawn_app, spawn_app_with, workspace_root};
+pub use e2e::{TestApp, spawn_app, spawn_app_with, workspace_root};
 
 /// Writes a copy of a manifest into `dir` with `edit` applied, its component sources made
 /// absolute so they still resolve, and returns its path.

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 async fn app_with_admin() -> (TestApp, String) {
-    let app = spawn_app_with(|config| config.variable("admin_usernames", "auditor")).await;
-    let (_, token) = app.signed_in_user("auditor").await;
+    let app = spawn_app().await;
+    let token = app.admin("auditor").await;
     (app, token)
 }
 
@@ -48,7 +48,7 @@ async fn every_components_requests_are_recorded_with_the_access_fields() {
     for component in [
         "health",
         "openapi",
-        "register",
+        "accounts",
         "login",
         "authenticate",
         "logs",

@@ -1,8 +1,7 @@
-//! End-to-end tests against the built `.wasm` components on spin-test-host.
+//! End-to-end tests: the built `.wasm` components served by real `spin up`, driven over HTTP.
 
 mod accounts;
 mod catalog;
-mod conformance;
 mod health;
 mod helpers;
 mod logs;

@@ -37,7 +37,7 @@ async fn a_message_round_trips_byte_for_byte() {
     let app = spawn_app().await;
     let (_, alice) = app.signed_in_user("alice").await;
     let (_, bob) = app.signed_in_user("bob").await;
-    let text = "Hé 👩‍👩‍👧 مرحبا שלום e\u{301} \u{0} tab\there\n  trailing  ";
+    let text = "Hé 👩‍👩‍👧 مرحبا שלום e\u{301} tab\there\r\n  trailing  ";
     let sent = send(&app, &alice, "BOB", text).await.expect(201);
     let location = sent.header("location").unwrap().to_owned();
     let sent = sent.json();
@@ -220,6 +220,9 @@ async fn bad_messages_get_clear_errors() {
         (json!({"body": "hi"}), "to"),
         (json!({"to": "alice", "body": "me"}), "to"),
         (json!({"to": "bob", "body": "hi", "from": "bob"}), "from"),
+        (json!({"to": "bob", "body": "nul \u{0} byte"}), "body"),
+        (json!({"to": "bob", "body": "bell \u{7}"}), "body"),
+        (json!({"to": "bob", "body": "gnp.exe\u{202E}"}), "body"),
     ] {
         let problem = app
             .post_json_with_token("/messages", &body, &alice)
@@ -363,7 +366,7 @@ async fn no_acknowledged_message_is_lost_when_the_server_is_killed() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    app.host.kill().await;
+    app.spin.kill().await;
     for writer in writers {
         let _ = writer.await;
     }

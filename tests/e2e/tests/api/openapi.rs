@@ -60,6 +60,75 @@ fn every_described_path_is_routed_by_the_manifest() {
     }
 }
 
+/// Every (method, path template) the components' route tables declare, read from the
+/// `shared::routes! { METHOD "template" => handler, ... }` blocks in their sources.
+fn routed_operations() -> Vec<(String, String)> {
+    let mut operations = Vec::new();
+    let components = workspace_root().join("components");
+    for entry in walk(&components) {
+        let source = std::fs::read_to_string(&entry).unwrap();
+        let Some(start) = source.find("routes! {") else {
+            continue;
+        };
+        for line in source[start..].lines().skip(1) {
+            if line.trim() == "}" {
+                break;
+            }
+            let mut words = line.split_whitespace();
+            let (Some(method), Some(template)) = (words.next(), words.next()) else {
+                continue;
+            };
+            operations.push((method.to_lowercase(), template.trim_matches('"').to_owned()));
+        }
+    }
+    operations.sort();
+    operations
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn described_operations() -> Vec<(String, String)> {
+    let methods = ["get", "put", "post", "delete", "patch"];
+    let mut operations = Vec::new();
+    for (path, item) in document()["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if methods.contains(&method.as_str()) {
+                operations.push((method.clone(), path.clone()));
+            }
+        }
+    }
+    operations.sort();
+    operations
+}
+
+#[test]
+fn every_route_table_entry_is_described_and_every_described_operation_is_routed() {
+    let routed = routed_operations();
+    let described = described_operations();
+    assert!(routed.len() > 20, "the route tables were read: {routed:?}");
+    let missing: Vec<_> = routed.iter().filter(|op| !described.contains(op)).collect();
+    assert!(
+        missing.is_empty(),
+        "routed but not in openapi.yaml: {missing:?}"
+    );
+    let unrouted: Vec<_> = described.iter().filter(|op| !routed.contains(op)).collect();
+    assert!(
+        unrouted.is_empty(),
+        "in openapi.yaml but routed by no component: {unrouted:?}"
+    );
+}
+
 #[test]
 fn every_operation_documents_its_responses_and_request_examples() {
     let document = document();

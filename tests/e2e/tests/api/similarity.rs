@@ -78,7 +78,7 @@ async fn equal_inputs_hit_the_cache_and_another_model_versions_entry_is_ignored(
     assert_eq!(cached["score"], first["score"]);
 
     // An entry written by another model version under the same key is never served.
-    let kv = rusqlite::Connection::open(app.config.state_dir.join("sqlite_key_value.db")).unwrap();
+    let kv = rusqlite::Connection::open(app.config.kv_file("similarity_cache")).unwrap();
     let (key, value): (String, Vec<u8>) = kv
         .query_row(
             "SELECT key, value FROM spin_key_value WHERE key LIKE 'similarity:%'",

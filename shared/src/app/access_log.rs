@@ -1,0 +1,127 @@
+//! The access log and domain events of each request: written to stderr as JSON lines before
+//! the response leaves, then stored in SQLite just after it, one INSERT per batch of the
+//! instance's finished requests, and sealed into the log's chain whenever a batch crosses a
+//! seal point. A failure to store is reported on stderr and never fails a request. Durability:
+//! an entry is on stderr once the response is sent, and in the database a moment later; if the
+//! instance dies in that moment only the stored copy is lost.
+
+use std::cell::{Cell, RefCell};
+
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use crate::domain::logs::{SEAL_EVERY, seal};
+use crate::platform::config;
+use crate::platform::db;
+use crate::platform::log::{Entry, Level, write_lines, write_operator_line};
+use crate::web::RequestCtx;
+
+thread_local! {
+    /// Entries of this instance's finished requests waiting to be stored.
+    static PENDING: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// Whether this instance's flusher is running (there is never more than one).
+    static FLUSHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long the flusher waits for other requests of the instance to finish, so their entries
+/// share one INSERT (one commit) instead of one each.
+const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Logs the cause of a 500 or 503 for operators (the client sees a plain detail).
+pub fn failure(ctx: &RequestCtx, status: StatusCode, cause: &str) {
+    let event = if status == StatusCode::SERVICE_UNAVAILABLE {
+        "store.unavailable"
+    } else {
+        "internal.error"
+    };
+    write_operator_line(
+        Level::Error,
+        ctx.component,
+        event,
+        json!({"request_id": ctx.request_id, "error": cause}),
+    );
+}
+
+/// Writes the request's entries to stderr now; stores them once the response is on its way.
+pub async fn finish(ctx: RequestCtx, status: StatusCode) {
+    let access_log = config::flag("access_log").await.unwrap_or(true);
+    let entries = entries_for(&ctx, status, access_log);
+    if entries.is_empty() {
+        return;
+    }
+    write_lines(&entries);
+    PENDING.with(|pending| pending.borrow_mut().extend(entries));
+    if FLUSHING.with(|flushing| flushing.replace(true)) {
+        return;
+    }
+    // Runs after the response has been returned, within this request's task.
+    spin_sdk::wit_bindgen::spawn(flush_pending(ctx.component));
+}
+
+/// The request's domain events, then its access entry.
+fn entries_for(ctx: &RequestCtx, status: StatusCode, access_log: bool) -> Vec<Entry> {
+    let duration_us = ctx.started.elapsed().as_micros() as i64;
+    let with_request = |mut entry: Entry| {
+        entry.request_id = Some(ctx.request_id.clone());
+        entry.user_id = ctx.user_id.clone();
+        entry
+    };
+    let mut entries: Vec<Entry> = ctx
+        .events
+        .iter()
+        .map(|event| with_request(Entry::of_event(ctx.component, event)))
+        .collect();
+    if access_log {
+        let level = if status.is_server_error() {
+            Level::Error
+        } else if status.is_client_error() {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        let fields = Map::from_iter([("path".to_owned(), Value::String(ctx.path.clone()))]);
+        let event = crate::platform::log::Event {
+            level,
+            name: "http.request",
+            fields,
+        };
+        let mut access = with_request(Entry::of_event(ctx.component, &event));
+        access.method = Some(ctx.method.to_string());
+        access.route = Some(ctx.route.unwrap_or("(unmatched)").to_owned());
+        access.status = Some(i64::from(status.as_u16()));
+        access.duration_us = Some(duration_us);
+        entries.push(access);
+    }
+    entries
+}
+
+/// Stores pending entries until none are left, on one pooled connection at a time.
+async fn flush_pending(component: &'static str) {
+    loop {
+        spin_sdk::time::sleep(FLUSH_DELAY).await;
+        let entries = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
+        if entries.is_empty() {
+            FLUSHING.with(|flushing| flushing.set(false));
+            return;
+        }
+        if let Err(error) = store_and_seal(component, &entries).await {
+            write_operator_line(
+                Level::Error,
+                component,
+                "log.store_failed",
+                json!({"error": error.to_string(), "entries": entries.len()}),
+            );
+        }
+    }
+}
+
+async fn store_and_seal(component: &str, entries: &[Entry]) -> Result<(), crate::web::ApiError> {
+    let db = db::connect().await?;
+    let last = crate::platform::log::store(&db, entries).await?;
+    let first = last - entries.len() as i64 + 1;
+    if (first..=last).any(|id| id % SEAL_EVERY == 0) {
+        let retention_days = config::parse::<i64>("log_retention_days", |d| *d > 0).await?;
+        seal(&db, component, retention_days).await?;
+    }
+    Ok(())
+}

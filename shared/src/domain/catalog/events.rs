@@ -1,0 +1,48 @@
+//! The catalog's change feed: the outbox `catalog_events`, read in id order (ids follow commit
+//! order, so a follower reading "after N" never misses or repeats a change).
+
+use serde_json::Value;
+
+use crate::platform::db::{Db, Param};
+use crate::web::ApiError;
+
+/// A page holds events up to about this many bytes of `data` (at least one event, however
+/// large), so a page of large items cannot make one response huge.
+pub const PAGE_BYTES: i64 = 256 * 1024;
+
+/// Up to `limit` events after `after`, in order, cut at [`PAGE_BYTES`]. Who made each change
+/// (`actor_id`, a user id) is shown only when `show_actors`.
+pub async fn after(
+    db: &Db,
+    after: i64,
+    limit: i64,
+    show_actors: bool,
+) -> Result<Vec<Value>, ApiError> {
+    let mut fields = vec![
+        ("id", "id"),
+        ("type", "type"),
+        ("item_id", "item_id"),
+        ("item_version", "item_version"),
+        ("at", "at"),
+    ];
+    if show_actors {
+        fields.push(("actor_id", "actor_id"));
+    }
+    fields.push(("data", "json(data)"));
+    Ok(db
+        .query_json(
+            "SELECT * FROM (
+                 SELECT *, sum(length(data)) OVER (ORDER BY id) AS running
+                 FROM (SELECT id, type, item_id, item_version, at, actor_id, data
+                       FROM catalog_events WHERE id > ? ORDER BY id LIMIT ?))
+             WHERE running - length(data) < ?",
+            &fields,
+            "id",
+            [
+                Param::Integer(after),
+                Param::Integer(limit),
+                Param::Integer(PAGE_BYTES),
+            ],
+        )
+        .await?)
+}

@@ -1,0 +1,518 @@
+//! Access to Spin's SQLite database: pooled connections (with the schema brought up to date
+//! first), typed rows, transactions, and rows packed into JSON by SQLite.
+//!
+//! Connections: under Spin every `open` is a new connection (a file, locks and a schema parse
+//! with the embedded SQLite; a new TCP connection and server stream with libSQL), and costs more
+//! than most queries. So each instance keeps the connections it opened in a small pool:
+//! [`connect`] lends one to a request for as long as it holds it, which also guarantees that a
+//! connection never runs two statements at once (libSQL refuses a statement while another one's
+//! rows are still being read) and that a transaction's statements never interleave with another
+//! request's. A connection that failed is not lent again, and one that sat idle long enough for
+//! a libSQL server to expire its stream is closed instead of reused.
+//!
+//! Durability choice: the database runs in WAL mode with `synchronous = NORMAL` where the
+//! backend allows it (Spin's embedded SQLite). A commit is then a write into the WAL file
+//! without an fsync; the file is synced at checkpoints. That survives any crash of the server
+//! process (SIGKILL included: the data is in the operating system's cache), never corrupts the
+//! database, and only an operating-system crash or power loss can lose the last commits before
+//! the latest checkpoint. Rollback-journal mode with full sync costs two to three fsyncs per
+//! commit. A remote libSQL server refuses these pragmas and keeps its own durability; nothing
+//! here depends on them succeeding.
+
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use spin_sdk::sqlite::{Connection, Value};
+
+/// Connections kept idle per instance; more are closed when returned.
+const MAX_IDLE: usize = 8;
+/// An idle connection older than this is closed rather than lent (libSQL servers expire an
+/// idle stream after 10 s, and the client does not reconnect).
+const MAX_IDLE_TIME: Duration = Duration::from_secs(5);
+
+/// Statement parameters.
+pub use spin_sdk::sqlite::Value as Param;
+
+/// An SQLite failure, with what was being done.
+#[derive(Debug, Clone)]
+pub struct DbError {
+    pub context: String,
+    pub message: String,
+}
+
+impl DbError {
+    fn new(context: impl Into<String>, cause: spin_sdk::sqlite::Error) -> Self {
+        let message = match cause {
+            spin_sdk::sqlite::Error::Io(message) => message,
+            other => format!("{other:?}"),
+        };
+        Self {
+            context: context.into(),
+            message,
+        }
+    }
+
+    /// A UNIQUE or PRIMARY KEY constraint rejected the write.
+    pub fn is_unique_violation(&self) -> bool {
+        self.message.contains("UNIQUE constraint failed")
+    }
+
+    /// Another connection held the write lock longer than the busy timeout (libSQL's server
+    /// says so by timing the waiting transaction out).
+    pub fn is_busy(&self) -> bool {
+        [
+            "database is locked",
+            "database is busy",
+            "TRANSACTION_TIMEOUT",
+            "Transaction timed out",
+        ]
+        .iter()
+        .any(|text| self.message.contains(text))
+    }
+
+    /// Opening the database failed (nothing was attempted yet).
+    pub fn is_unavailable(&self) -> bool {
+        self.context == OPENING
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.context, self.message)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+const OPENING: &str = "opening the database";
+
+/// The rows of a query, with their column names.
+#[derive(Debug, Default)]
+pub struct Rows {
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        self.rows.iter().map(|values| Row {
+            columns: &self.columns,
+            values,
+        })
+    }
+
+    pub fn first(&self) -> Option<Row<'_>> {
+        self.iter().next()
+    }
+}
+
+/// One row; columns are read by name.
+#[derive(Clone, Copy)]
+pub struct Row<'a> {
+    columns: &'a [String],
+    values: &'a [Value],
+}
+
+impl Row<'_> {
+    pub fn get<T: FromValue>(&self, column: &str) -> anyhow::Result<T> {
+        let index = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .with_context(|| format!("no column {column:?} in the result"))?;
+        T::from_value(&self.values[index]).with_context(|| format!("column {column:?}"))
+    }
+}
+
+/// Conversion from an SQLite value.
+pub trait FromValue: Sized {
+    fn from_value(value: &Value) -> anyhow::Result<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> anyhow::Result<Self> {
+        match value {
+            Value::Integer(i) => Ok(*i),
+            other => anyhow::bail!("expected an integer, found {other:?}"),
+        }
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(value: &Value) -> anyhow::Result<Self> {
+        match value {
+            Value::Real(r) => Ok(*r),
+            Value::Integer(i) => Ok(*i as f64),
+            other => anyhow::bail!("expected a real, found {other:?}"),
+        }
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(value: &Value) -> anyhow::Result<Self> {
+        Ok(i64::from_value(value)? != 0)
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: &Value) -> anyhow::Result<Self> {
+        match value {
+            Value::Text(t) => Ok(t.clone()),
+            other => anyhow::bail!("expected text, found {other:?}"),
+        }
+    }
+}
+
+impl FromValue for Vec<u8> {
+    fn from_value(value: &Value) -> anyhow::Result<Self> {
+        match value {
+            Value::Blob(b) => Ok(b.clone()),
+            Value::Text(t) => Ok(t.as_bytes().to_vec()),
+            other => anyhow::bail!("expected a blob, found {other:?}"),
+        }
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> anyhow::Result<Self> {
+        match value {
+            Value::Null => Ok(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// An open connection to the app's database.
+pub struct Db {
+    connection: Connection,
+    idle_since: Instant,
+    /// Set when a statement failed in a way that may have left the connection unusable.
+    broken: std::cell::Cell<bool>,
+}
+
+thread_local! {
+    static IDLE: RefCell<Vec<Db>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A pooled connection lent to one task; it goes back to the instance's pool when dropped.
+pub struct PooledDb {
+    db: Option<Db>,
+}
+
+impl Deref for PooledDb {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        self.db.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for PooledDb {
+    fn drop(&mut self) {
+        let Some(mut db) = self.db.take() else {
+            return;
+        };
+        if db.broken.get() {
+            return;
+        }
+        db.idle_since = Instant::now();
+        IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() < MAX_IDLE {
+                idle.push(db);
+            }
+        });
+    }
+}
+
+/// A connection of this instance's pool (or a new one, its schema brought up to date first).
+pub async fn connect() -> Result<PooledDb, DbError> {
+    loop {
+        let Some(db) = IDLE.with(|idle| idle.borrow_mut().pop()) else {
+            break;
+        };
+        if db.idle_since.elapsed() < MAX_IDLE_TIME {
+            return Ok(PooledDb { db: Some(db) });
+        }
+    }
+    let db = Db::open().await?;
+    crate::platform::migrations::ensure_schema(&db).await?;
+    Ok(PooledDb { db: Some(db) })
+}
+
+/// Runs `work` inside `BEGIN IMMEDIATE` ... `COMMIT` on a connection of its own, rolling back
+/// if it fails. IMMEDIATE takes the write lock up front, so a read-then-write transaction
+/// cannot fail half way with SQLITE_BUSY when another writer got there first.
+pub async fn transaction<T, E>(work: impl AsyncFnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<DbError>,
+{
+    let db = connect().await?;
+    db.in_transaction("BEGIN IMMEDIATE", work).await
+}
+
+/// Runs `work` inside one read transaction (`BEGIN` ... `COMMIT`), so every statement sees the
+/// same snapshot of the database.
+pub async fn read_transaction<T, E>(work: impl AsyncFnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<DbError>,
+{
+    let db = connect().await?;
+    db.in_transaction("BEGIN", work).await
+}
+
+impl Db {
+    /// A new connection to the default database, its schema untouched.
+    pub async fn open() -> Result<Self, DbError> {
+        let connection = Connection::open_default()
+            .await
+            .map_err(|error| DbError::new(OPENING, error))?;
+        let db = Self {
+            connection,
+            idle_since: Instant::now(),
+            broken: std::cell::Cell::new(false),
+        };
+        // Per-connection setting; see the module documentation.
+        let _ = db.query("PRAGMA synchronous = NORMAL", []).await;
+        Ok(db)
+    }
+
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<Rows, DbError> {
+        let outcome = self.run(sql, params).await;
+        if let Err(error) = &outcome
+            && !error.is_unique_violation()
+            && !error.is_busy()
+        {
+            self.broken.set(true);
+        }
+        outcome
+    }
+
+    async fn run(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<Rows, DbError> {
+        let context = || statement_summary(sql);
+        let result = self
+            .connection
+            .execute(sql, params)
+            .await
+            .map_err(|e| DbError::new(context(), e))?;
+        let columns = result.columns().to_vec();
+        let rows = result
+            .collect()
+            .await
+            .map_err(|e| DbError::new(context(), e))?;
+        Ok(Rows {
+            columns,
+            rows: rows.into_iter().map(|row| row.values).collect(),
+        })
+    }
+
+    /// Runs `sql` and returns its rows as `T`s, having SQLite pack them into one JSON array:
+    /// Spin streams query results row by row (a host round trip each), so a page of fifty rows
+    /// costs fifty round trips as rows and one as JSON. `fields` are the JSON keys with the SQL
+    /// expressions (over `sql`'s result columns) that fill them, and `order` re-states the
+    /// query's order.
+    pub async fn query_json<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        fields: &[(&str, &str)],
+        order: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<Vec<T>, DbError> {
+        let packed = format!("{} FROM ({sql}) LIMIT 1", json_array_of(fields, order));
+        let rows = self.query(&packed, params).await?;
+        let unreadable = |message: String| DbError {
+            context: statement_summary(sql),
+            message,
+        };
+        let json: String = match rows.first() {
+            None => return Ok(Vec::new()),
+            Some(row) => row
+                .get("packed")
+                .map_err(|error| unreadable(format!("{error:#}")))?,
+        };
+        serde_json::from_str(&json)
+            .map_err(|error| unreadable(format!("unreadable packed rows: {error}")))
+    }
+
+    /// Runs a statement for its effect. (To learn what it changed, add `RETURNING`, but only
+    /// for a row or two: an autocommit write commits when its last returned row has been read,
+    /// and Spin streams rows to the guest a few at a time, so a long RETURNING holds SQLite's
+    /// write lock while the guest is busy elsewhere.)
+    pub async fn execute(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<(), DbError> {
+        self.query(sql, params).await.map(drop)
+    }
+
+    /// The single integer `sql` returns (0 when it returns no row or NULL).
+    pub async fn query_integer(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<i64, DbError> {
+        let rows = self.query(sql, params).await?;
+        Ok(rows
+            .rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(|value| match value {
+                Value::Integer(i) => Some(*i),
+                _ => None,
+            })
+            .unwrap_or(0))
+    }
+
+    /// Runs `work` between `begin` and `COMMIT` on this connection, rolling back if it fails.
+    /// A connection whose rollback failed is not lent again.
+    pub async fn in_transaction<T, E>(
+        &self,
+        begin: &str,
+        work: impl AsyncFnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        self.execute(begin, []).await?;
+        let outcome = match work(self).await {
+            Ok(value) => self
+                .execute("COMMIT", [])
+                .await
+                .map(|()| value)
+                .map_err(E::from),
+            Err(error) => Err(error),
+        };
+        if outcome.is_err() && self.execute("ROLLBACK", []).await.is_err() {
+            self.broken.set(true);
+        }
+        outcome
+    }
+
+    /// The schema version recorded in the database header.
+    pub async fn schema_version(&self) -> Result<i64, DbError> {
+        self.query_integer("PRAGMA user_version", []).await
+    }
+}
+
+/// `SELECT json_group_array(json_object('key', expression, ...)) OVER (ORDER BY order ...)
+/// AS packed`: the window form, because libSQL's server refuses ORDER BY inside an aggregate
+/// while the window's order is as well defined. The caller adds `FROM (...) LIMIT 1`.
+pub fn json_array_of(fields: &[(&str, &str)], order: &str) -> String {
+    let object = fields
+        .iter()
+        .map(|(key, expression)| format!("'{key}', {expression}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT json_group_array(json_object({object})) OVER (ORDER BY {order} \
+         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS packed"
+    )
+}
+
+/// A WHERE clause built condition by condition, with its parameters numbered as they are
+/// bound (so one value can appear in a condition twice).
+#[derive(Debug, Default)]
+pub struct Conditions {
+    conditions: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Conditions {
+    /// Binds `value` and returns its placeholder (`?3`).
+    pub fn bind(&mut self, value: Value) -> String {
+        self.params.push(value);
+        format!("?{}", self.params.len())
+    }
+
+    /// Adds a condition, built from the placeholders [`Self::bind`] returned.
+    pub fn push(&mut self, condition: impl Into<String>) {
+        self.conditions.push(condition.into());
+    }
+
+    /// Adds `sql_left <op> value`, binding `value` (`"status >="`, 400).
+    pub fn compare(&mut self, column_and_operator: &str, value: Value) {
+        let placeholder = self.bind(value);
+        self.push(format!("{column_and_operator} {placeholder}"));
+    }
+
+    /// `WHERE a AND b ...`, or nothing when there are no conditions.
+    pub fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+
+    pub fn into_params(self) -> Vec<Value> {
+        self.params
+    }
+}
+
+/// `n` comma-separated placeholders: `?, ?, ?`.
+pub fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn statement_summary(sql: &str) -> String {
+    let compact: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match compact.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}...", &compact[..cut]),
+        None => compact,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_statements_are_summarised_for_error_context() {
+        let summary = statement_summary(&format!("SELECT {}", "x, ".repeat(50)));
+        assert!(summary.ends_with("...") && summary.len() < 70);
+        assert_eq!(statement_summary("SELECT\n  1"), "SELECT 1");
+    }
+
+    #[test]
+    fn rows_are_packed_as_ordered_json_objects() {
+        let packed = json_array_of(&[("id", "id"), ("n", "count")], "id DESC");
+        assert!(packed.starts_with(
+            "SELECT json_group_array(json_object('id', id, 'n', count)) OVER (ORDER BY id DESC"
+        ));
+        assert!(packed.ends_with("AS packed"));
+        assert_eq!(placeholders(3), "?, ?, ?");
+    }
+
+    #[test]
+    fn conditions_number_their_parameters() {
+        let mut conditions = Conditions::default();
+        assert_eq!(conditions.where_clause(), "");
+        conditions.compare("a =", Value::Integer(1));
+        let b = conditions.bind(Value::Integer(2));
+        conditions.push(format!("(b > {b} OR c = {b})"));
+        assert_eq!(
+            conditions.where_clause(),
+            "WHERE a = ?1 AND (b > ?2 OR c = ?2)"
+        );
+        assert_eq!(conditions.into_params().len(), 2);
+    }
+}
