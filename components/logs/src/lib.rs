@@ -42,8 +42,15 @@ async fn verify(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> 
     ctx.query()?.finish(())?;
     let retention_days = config::parse::<i64>("log_retention_days", |d| *d > 0).await?;
     let db = db::connect().await?;
-    logs::seal(&db, "logs", retention_days).await?;
+    // Sealing refuses to extend a chain whose recorded state was tampered with; the walk
+    // below then says what is wrong, which is what the caller asked for.
+    let sealed = logs::seal(&db, "logs", retention_days).await;
     let report = logs::verify(&db).await?;
+    if let Err(error) = sealed
+        && report.valid
+    {
+        return Err(error);
+    }
     Ok(no_store(Reply::ok(&report)))
 }
 

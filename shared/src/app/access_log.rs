@@ -44,7 +44,18 @@ pub fn failure(ctx: &RequestCtx, status: StatusCode, cause: &str) {
 
 /// Writes the request's entries to stderr now; stores them once the response is on its way.
 pub async fn finish(ctx: RequestCtx, status: StatusCode) {
-    let access_log = config::flag("access_log").await.unwrap_or(true);
+    let access_log = match config::flag("access_log").await {
+        Ok(on) => on,
+        Err(error) => {
+            write_operator_line(
+                Level::Error,
+                ctx.component,
+                "config.invalid",
+                json!({"error": error.to_string()}),
+            );
+            true
+        }
+    };
     let entries = entries_for(&ctx, status, access_log);
     if entries.is_empty() {
         return;
