@@ -42,11 +42,14 @@ struct ConnectionResult {
     latencies_us: Vec<u32>,
 }
 
-async fn connect(authority: &str) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+async fn connect(
+    authority: &str,
+    nodelay: bool,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(authority)
         .await
         .with_context(|| format!("cannot connect to {authority}"))?;
-    stream.set_nodelay(true)?;
+    stream.set_nodelay(nodelay)?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -60,6 +63,7 @@ async fn drive(
     counter: Arc<std::sync::atomic::AtomicU64>,
     deadline: Instant,
     record: bool,
+    nodelay: bool,
 ) -> ConnectionResult {
     let mut result = ConnectionResult {
         requests: 0,
@@ -69,7 +73,7 @@ async fn drive(
     let mut sender = None;
     while Instant::now() < deadline {
         if sender.is_none() {
-            match connect(&authority).await {
+            match connect(&authority, nodelay).await {
                 Ok(connected) => sender = Some(connected),
                 Err(_) => {
                     result.errors += 1;
@@ -110,7 +114,9 @@ async fn drive(
     result
 }
 
-/// Runs the load: `warmup` first (not counted), then `duration` measured.
+/// Runs the load: `warmup` first (not counted), then `duration` measured. Under load the
+/// connections set TCP_NODELAY, as load generators do; a single connection leaves Nagle on, as
+/// most clients do, which is what exposes a response that leaves in two writes.
 pub async fn run(
     base_url: &str,
     factory: RequestFactory,
@@ -118,6 +124,7 @@ pub async fn run(
     warmup: Duration,
     duration: Duration,
 ) -> Result<Measurement> {
+    let nodelay = connections > 1;
     let authority = base_url
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -137,6 +144,7 @@ pub async fn run(
                     counter.clone(),
                     deadline,
                     record,
+                    nodelay,
                 ))
             })
             .collect();

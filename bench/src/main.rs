@@ -1,23 +1,26 @@
-//! `bench`: measures scenarios (routes with their setup) at a given concurrency and duration
-//! and prints requests/s, p50, p99 and errors, each as a ratio to the hello floor measured in
-//! the same run. By default it starts the app and the floor on spin-test-host; pass
-//! `--app-url` / `--floor-url` to measure anything else, such as `spin up`.
+//! `bench`: measures scenarios (routes with their setup) under real Spin and reports each one's
+//! requests/s, p50, p99 and errors against three platform floors measured in the same run:
+//! Spin's hello component, one key-value get, and one SQLite point read. Every scenario is read
+//! against hello and against the floor of the storage it cannot avoid. Results go to
+//! bench/results/<time>.md with a chart beside it (<time>.svg).
 //!
-//!     cargo run --release -p bench -- authenticate login
-//!     cargo run --release -p bench -- --app-url http://127.0.0.1:3000 \
-//!         --floor-url http://127.0.0.1:3001 authenticate
+//!     cargo run --release -p bench                          # every scenario, 32 connections
+//!     cargo run --release -p bench -- -c 1 --get-routes     # one-connection latency of GETs
+//!     cargo run --release -p bench -- authenticate login    # some of them
 
+mod chart;
 mod load;
 mod scenarios;
 mod seed;
 
-/// The administrator of the seeded app (for the logs scenario).
+/// The administrator of the seeded app (for the logs scenarios).
 pub const BENCH_ADMIN: &str = "bench-admin";
 /// The log chain key of the seeded app: the seeder seals the seeded log with it.
 pub const BENCH_LOG_KEY: &str = "bench-log-chain-key-0123456789abcdef";
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -25,13 +28,17 @@ use clap::Parser;
 use e2e::{AppConfig, RunningSpin, workspace_root};
 
 use crate::load::Measurement;
-use crate::scenarios::{SCENARIOS, Scenario, Setup, Target};
+use crate::scenarios::{FLOORS, Floor, SCENARIOS, Scenario, Setup, Target};
 
 #[derive(Parser, Debug)]
-#[command(about = "Benchmarks the app's routes against the hello floor")]
+#[command(about = "Benchmarks the app's routes under Spin against the platform's floors")]
 struct Cli {
-    /// Scenarios to run (see --list); all when none are named. The floor always runs.
+    /// Scenarios to run (see --list); all when none are named. The floors always run.
     scenarios: Vec<String>,
+
+    /// Only the GET routes (for the one-connection latency table).
+    #[arg(long)]
+    get_routes: bool,
 
     /// Concurrent keep-alive connections.
     #[arg(short, long, default_value_t = 32)]
@@ -45,18 +52,6 @@ struct Cli {
     #[arg(short, long, default_value_t = 2)]
     warmup: u64,
 
-    /// The app to measure (default: spin.toml on spin-test-host).
-    #[arg(long)]
-    app_url: Option<String>,
-
-    /// The app with access_log=off (default: started on spin-test-host).
-    #[arg(long)]
-    app_without_access_log_url: Option<String>,
-
-    /// The floor (default: bench/spin.toml on spin-test-host).
-    #[arg(long)]
-    floor_url: Option<String>,
-
     /// Catalog items seeded for the large-data scenarios.
     #[arg(long, default_value_t = 100_000)]
     items: usize,
@@ -65,13 +60,14 @@ struct Cli {
     #[arg(long, default_value_t = 100_000)]
     listings: usize,
 
-    /// Log entries seeded for the logs scenario.
+    /// Log entries seeded for the logs scenarios.
     #[arg(long, default_value_t = 1_000_000)]
     log_entries: usize,
 
-    /// Where to write the results table (default: bench/results/<time>.md).
+    /// Where to write the results table (default: bench/results/<time>.md); the chart goes
+    /// beside it as .svg.
     #[arg(long)]
-    out: Option<std::path::PathBuf>,
+    out: Option<PathBuf>,
 
     /// List the scenarios and exit.
     #[arg(long)]
@@ -83,34 +79,29 @@ struct Cli {
     warm_up: bool,
 
     /// Seed this (new) state directory with --items, --listings and --log-entries, then exit:
-    /// `spin-test-host --state-dir <dir>` (or `spin up --state-dir <dir>`) serves it.
+    /// `spin up --state-dir <dir>` serves it.
     #[arg(long, value_name = "DIR")]
-    seed_into: Option<std::path::PathBuf>,
+    seed_into: Option<PathBuf>,
 }
 
+/// The running apps, by target.
 struct Targets {
-    urls: HashMap<&'static str, String>,
+    urls: HashMap<Target, String>,
     seeded: std::sync::Arc<seed::Seeded>,
     _apps: Vec<(RunningSpin, tempfile::TempDir)>,
 }
 
-fn target_key(target: Target) -> &'static str {
-    match target {
-        Target::Floor => "floor",
-        Target::App => "app",
-        Target::AppWithoutAccessLog => "app-without-access-log",
-        Target::Seeded => "seeded",
-    }
-}
-
+/// Starts `manifest` under Spin on a state directory of its own.
 async fn start(
-    manifest: std::path::PathBuf,
+    manifest: PathBuf,
     variables: &[(&str, &str)],
+    extra_args: &[String],
     state: tempfile::TempDir,
 ) -> Result<(RunningSpin, tempfile::TempDir)> {
     let mut config = AppConfig::new(state.path());
     config.manifest = manifest;
     config.reuse = e2e::InstanceReuse::Spin;
+    config.extra_args = extra_args.to_vec();
     // Setup registers many users from one address.
     config = config.variable("register_max_per_client", "1000000");
     for (name, value) in variables {
@@ -120,56 +111,65 @@ async fn start(
     Ok((spin, state))
 }
 
+/// The floors' seeds: the key-value value and the SQLite row they read.
+fn floor_seeds() -> Vec<String> {
+    [
+        "--key-value",
+        "floor=a small value, like a session",
+        "--sqlite",
+        "CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+        "--sqlite",
+        "INSERT OR REPLACE INTO floor (id, body) VALUES (1, 'a small row, like an item')",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+async fn start_target(
+    cli: &Cli,
+    target: Target,
+    seeded: &mut seed::Seeded,
+) -> Result<(RunningSpin, tempfile::TempDir)> {
+    let root = workspace_root();
+    let state = tempfile::tempdir()?;
+    match target {
+        Target::Floors => start(root.join("bench/spin.toml"), &[], &floor_seeds(), state).await,
+        Target::App => start(root.join("spin.toml"), &[], &[], state).await,
+        Target::AppWithoutAccessLog => {
+            start(root.join("spin.toml"), &[("access_log", "off")], &[], state).await
+        }
+        Target::Seeded => {
+            eprintln!(
+                "seeding {} items, {} listings and {} log entries...",
+                cli.items, cli.listings, cli.log_entries
+            );
+            let started = std::time::Instant::now();
+            *seeded = seed::seed(
+                state.path(),
+                scenarios::PASSWORD,
+                cli.items,
+                cli.listings,
+                cli.log_entries,
+            )?;
+            eprintln!("seeded in {:.0?}", started.elapsed());
+            let variables = [("log_hmac_key", BENCH_LOG_KEY)];
+            start(root.join("spin.toml"), &variables, &[], state).await
+        }
+    }
+}
+
 async fn targets(cli: &Cli, needed: &[Target]) -> Result<Targets> {
     let mut urls = HashMap::new();
     let mut apps = Vec::new();
     let mut seeded = seed::Seeded::default();
-    let root = workspace_root();
     for &target in needed {
-        let key = target_key(target);
-        if urls.contains_key(key) {
+        if urls.contains_key(&target) {
             continue;
         }
-        let given = match target {
-            Target::Floor => cli.floor_url.clone(),
-            Target::App => cli.app_url.clone(),
-            Target::AppWithoutAccessLog => cli.app_without_access_log_url.clone(),
-            Target::Seeded => None,
-        };
-        let url = match given {
-            Some(url) => url,
-            None => {
-                let state = tempfile::tempdir()?;
-                let (manifest, variables): (_, &[(&str, &str)]) = match target {
-                    Target::Floor => (root.join("bench/spin.toml"), &[]),
-                    Target::App => (root.join("spin.toml"), &[]),
-                    Target::AppWithoutAccessLog => {
-                        (root.join("spin.toml"), &[("access_log", "off")])
-                    }
-                    Target::Seeded => {
-                        eprintln!(
-                            "seeding {} items, {} listings and {} log entries...",
-                            cli.items, cli.listings, cli.log_entries
-                        );
-                        let started = std::time::Instant::now();
-                        seeded = seed::seed(
-                            state.path(),
-                            scenarios::PASSWORD,
-                            cli.items,
-                            cli.listings,
-                            cli.log_entries,
-                        )?;
-                        eprintln!("seeded in {:.0?}", started.elapsed());
-                        (root.join("spin.toml"), &[("log_hmac_key", BENCH_LOG_KEY)])
-                    }
-                };
-                let (spin, state) = start(manifest, variables, state).await?;
-                let url = spin.base_url.clone();
-                apps.push((spin, state));
-                url
-            }
-        };
-        urls.insert(key, url);
+        eprintln!("starting {target:?} under Spin...");
+        let (spin, state) = start_target(cli, target, &mut seeded).await?;
+        urls.insert(target, spin.base_url.clone());
+        apps.push((spin, state));
     }
     Ok(Targets {
         urls,
@@ -179,7 +179,7 @@ async fn targets(cli: &Cli, needed: &[Target]) -> Result<Targets> {
 }
 
 async fn measure(cli: &Cli, scenario: &Scenario, targets: &Targets) -> Result<Measurement> {
-    let base_url = targets.urls[target_key(scenario.target)].clone();
+    let base_url = targets.urls[&scenario.target].clone();
     let setup = Setup {
         client: reqwest::Client::new(),
         base_url: base_url.clone(),
@@ -198,17 +198,6 @@ async fn measure(cli: &Cli, scenario: &Scenario, targets: &Targets) -> Result<Me
     .await
 }
 
-async fn warm_up() -> Result<()> {
-    let root = workspace_root();
-    for manifest in [root.join("spin.toml"), root.join("bench/spin.toml")] {
-        let started = std::time::Instant::now();
-        let (spin, _state) = start(manifest.clone(), &[], tempfile::tempdir()?).await?;
-        drop(spin);
-        eprintln!("{} ready in {:.1?}", manifest.display(), started.elapsed());
-    }
-    Ok(())
-}
-
 fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -219,6 +208,87 @@ fn git_commit() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+async fn warm_up() -> Result<()> {
+    let root = workspace_root();
+    for manifest in [root.join("spin.toml"), root.join("bench/spin.toml")] {
+        let started = std::time::Instant::now();
+        let (spin, _state) = start(manifest.clone(), &[], &[], tempfile::tempdir()?).await?;
+        drop(spin);
+        eprintln!("{} ready in {:.1?}", manifest.display(), started.elapsed());
+    }
+    Ok(())
+}
+
+fn chosen(cli: &Cli) -> Result<Vec<Scenario>> {
+    if cli.scenarios.is_empty() {
+        return Ok(SCENARIOS
+            .iter()
+            .filter(|s| !cli.get_routes || s.get_route)
+            .copied()
+            .collect());
+    }
+    let mut chosen = Vec::new();
+    for name in &cli.scenarios {
+        match scenarios::find(name) {
+            Some(scenario) if FLOORS.iter().any(|f| f.name == scenario.name) => {}
+            Some(scenario) => chosen.push(scenario),
+            None => bail!("unknown scenario {name:?}; see --list"),
+        }
+    }
+    Ok(chosen)
+}
+
+/// One measured scenario, with the floors it is read against.
+pub struct Row {
+    pub scenario: Scenario,
+    pub measurement: Measurement,
+}
+
+/// Each floor's mean rate over its runs before and after the scenarios.
+fn floor_rates(floors: &[Row]) -> HashMap<Floor, f64> {
+    let mut rates: HashMap<Floor, Vec<f64>> = HashMap::new();
+    for row in floors {
+        let floor = match row.scenario.name {
+            "hello" => Floor::Hello,
+            "kv-get" => Floor::KeyValue,
+            _ => Floor::Sqlite,
+        };
+        rates
+            .entry(floor)
+            .or_default()
+            .push(row.measurement.requests_per_second());
+    }
+    rates
+        .into_iter()
+        .map(|(floor, values)| (floor, values.iter().sum::<f64>() / values.len() as f64))
+        .collect()
+}
+
+fn table(rows: &[Row], floors: &HashMap<Floor, f64>) -> Result<String> {
+    let mut table = String::new();
+    writeln!(
+        table,
+        "| scenario | requests/s | % of hello | floor | % of floor | p50 ms | p99 ms | errors |\n|---|---:|---:|---|---:|---:|---:|---:|"
+    )?;
+    for row in rows {
+        let m = &row.measurement;
+        let rate = m.requests_per_second();
+        writeln!(
+            table,
+            "| {} | {:.0} | {:.1}% | {} | {:.1}% | {:.2} | {:.2} | {} |",
+            row.scenario.name,
+            rate,
+            100.0 * rate / floors[&Floor::Hello],
+            row.scenario.floor.scenario(),
+            100.0 * rate / floors[&row.scenario.floor],
+            m.percentile_ms(0.50),
+            m.percentile_ms(0.99),
+            m.errors
+        )?;
+    }
+    Ok(table)
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -226,14 +296,14 @@ async fn main() -> Result<()> {
         return warm_up().await;
     }
     if cli.list {
-        for scenario in SCENARIOS {
+        for scenario in FLOORS.iter().chain(SCENARIOS) {
             println!("{:<28} {}", scenario.name, scenario.description);
         }
         return Ok(());
     }
     if let Some(dir) = &cli.seed_into {
         let started = std::time::Instant::now();
-        let seeded = seed::seed(
+        seed::seed(
             dir,
             scenarios::PASSWORD,
             cli.items,
@@ -241,10 +311,8 @@ async fn main() -> Result<()> {
             cli.log_entries,
         )?;
         eprintln!(
-            "seeded {} items, {} listings and {} log entries into {} in {:.0?} (user {}, password {:?})",
-            seeded.item_ids.len(),
-            seeded.listing_ids.len(),
-            cli.log_entries,
+            "seeded {} into {} in {:.0?} (user {}, password {:?}; serve it with log_hmac_key={BENCH_LOG_KEY})",
+            cli.items,
             dir.display(),
             started.elapsed(),
             seed::SEED_OWNER,
@@ -252,71 +320,69 @@ async fn main() -> Result<()> {
         );
         return Ok(());
     }
-    let floor = scenarios::find("hello").expect("the floor scenario exists");
-    let mut chosen: Vec<Scenario> = Vec::new();
-    if cli.scenarios.is_empty() {
-        chosen.extend(SCENARIOS.iter().filter(|s| s.name != "hello").copied());
-    } else {
-        for name in &cli.scenarios {
-            match scenarios::find(name) {
-                Some(scenario) if scenario.name != "hello" => chosen.push(scenario),
-                Some(_) => {}
-                None => bail!("unknown scenario {name:?}; see --list"),
-            }
-        }
-    }
-
-    let mut needed = vec![Target::Floor];
+    let chosen = chosen(&cli)?;
+    let mut needed = vec![Target::Floors];
     needed.extend(chosen.iter().map(|s| s.target));
     let targets = targets(&cli, &needed).await?;
 
-    // The floor is measured before and after the scenarios; their mean is the reference.
-    eprintln!("measuring the floor...");
-    let floor_before = measure(&cli, &floor, &targets).await?;
-    let mut results = Vec::new();
-    for scenario in &chosen {
-        eprintln!("measuring {}...", scenario.name);
-        results.push((scenario.name, measure(&cli, scenario, &targets).await?));
-    }
-    eprintln!("measuring the floor again...");
-    let floor_after = measure(&cli, &floor, &targets).await?;
-    let floor_rps = (floor_before.requests_per_second() + floor_after.requests_per_second()) / 2.0;
-
-    let mut table = String::new();
-    writeln!(
-        table,
-        "| scenario | requests/s | % of floor | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|"
-    )?;
-    let mut row = |name: &str, m: &Measurement| {
-        writeln!(
-            table,
-            "| {name} | {:.0} | {:.1}% | {:.2} | {:.2} | {} |",
-            m.requests_per_second(),
-            100.0 * m.requests_per_second() / floor_rps,
-            m.percentile_ms(0.50),
-            m.percentile_ms(0.99),
-            m.errors
-        )
+    let total = chosen.len() + 2 * FLOORS.len();
+    let mut done = 0;
+    let mut progress = |name: &str| {
+        done += 1;
+        eprintln!("[{done}/{total}] measuring {name}...");
     };
-    row("hello (floor, before)", &floor_before)?;
-    for (name, measurement) in &results {
-        row(name, measurement)?;
+    // The floors are measured before and after the scenarios; their means are the reference.
+    let mut floor_rows = Vec::new();
+    for floor in FLOORS {
+        progress(floor.name);
+        floor_rows.push(Row {
+            scenario: *floor,
+            measurement: measure(&cli, floor, &targets).await?,
+        });
     }
-    row("hello (floor, after)", &floor_after)?;
+    let mut rows = Vec::new();
+    for scenario in &chosen {
+        progress(scenario.name);
+        let measurement = measure(&cli, scenario, &targets).await?;
+        eprintln!(
+            "    {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            measurement.requests_per_second(),
+            measurement.percentile_ms(0.5),
+            measurement.percentile_ms(0.99),
+            measurement.errors
+        );
+        rows.push(Row {
+            scenario: *scenario,
+            measurement,
+        });
+    }
+    for floor in FLOORS {
+        progress(floor.name);
+        floor_rows.push(Row {
+            scenario: *floor,
+            measurement: measure(&cli, floor, &targets).await?,
+        });
+    }
+    let floors = floor_rates(&floor_rows);
+    let mut all_rows = floor_rows;
+    all_rows.extend(rows);
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let header = format!(
-        "Run at unix time {now}, commit {}, {} connections, {} s measured after {} s warm-up, {} CPUs, app at {}, floor at {}.\n\n",
+        "Run at unix time {now}, commit {}, under {}, {} connection(s), {} s measured after {} s warm-up, {} CPUs. Floors (mean of before and after): hello {:.0}/s, kv-get {:.0}/s, sqlite-read {:.0}/s.\n\n",
         git_commit(),
+        spin_version(),
         cli.connections,
         cli.duration,
         cli.warmup,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        targets.urls.get("app").map_or("(not used)", String::as_str),
-        targets.urls["floor"],
+        floors[&Floor::Hello],
+        floors[&Floor::KeyValue],
+        floors[&Floor::Sqlite],
     );
+    let table = table(&all_rows, &floors)?;
     println!("{header}{table}");
     let out = match &cli.out {
         Some(path) => path.clone(),
@@ -326,6 +392,17 @@ async fn main() -> Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&out, format!("{header}{table}"))?;
-    eprintln!("saved to {}", out.display());
+    let svg = out.with_extension("svg");
+    std::fs::write(&svg, chart::svg(&all_rows, &floors, cli.connections))?;
+    eprintln!("saved {} and {}", out.display(), svg.display());
     Ok(())
+}
+
+fn spin_version() -> String {
+    std::process::Command::new(e2e::spin_binary())
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|| "spin (version unknown)".into())
 }

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use crate::load::RequestFactory;
 
 /// Which running app a scenario targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
-    /// bench/spin.toml: the hello component, the floor.
-    Floor,
+    /// bench/spin.toml: the bench-only floor components.
+    Floors,
     /// spin.toml with default settings.
     App,
     /// spin.toml with `access_log=off`, to price logging.
@@ -22,95 +22,218 @@ pub enum Target {
     Seeded,
 }
 
+/// The platform floor a scenario is read against: the storage it cannot avoid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Floor {
+    /// Nothing but Spin: the hello component.
+    Hello,
+    /// One key-value `get` (a session lookup).
+    KeyValue,
+    /// One SQLite point read by primary key.
+    Sqlite,
+}
+
+impl Floor {
+    pub fn scenario(self) -> &'static str {
+        match self {
+            Floor::Hello => "hello",
+            Floor::KeyValue => "kv-get",
+            Floor::Sqlite => "sqlite-read",
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 pub struct Scenario {
     pub name: &'static str,
     pub target: Target,
+    pub floor: Floor,
+    /// Whether the scenario is a GET whose one-connection latency is reported.
+    pub get_route: bool,
     pub description: &'static str,
 }
 
-pub const SCENARIOS: &[Scenario] = &[
+const fn scenario(
+    name: &'static str,
+    target: Target,
+    floor: Floor,
+    get_route: bool,
+    description: &'static str,
+) -> Scenario {
     Scenario {
-        name: "hello",
-        target: Target::Floor,
-        description: "GET /hello on the bench-only hello component (the floor)",
-    },
-    Scenario {
-        name: "health",
-        target: Target::App,
-        description: "GET /health (SQLite and key-value checks)",
-    },
-    Scenario {
-        name: "authenticate",
-        target: Target::App,
-        description: "GET /auth/authenticate with a valid token",
-    },
-    Scenario {
-        name: "authenticate-no-access-log",
-        target: Target::AppWithoutAccessLog,
-        description: "GET /auth/authenticate with access_log=off",
-    },
-    Scenario {
-        name: "messages-read",
-        target: Target::App,
-        description: "GET /messages?with=...&limit=50 (a page of a 200-message conversation)",
-    },
-    Scenario {
-        name: "messages-write",
-        target: Target::App,
-        description: "POST /messages from 32 senders to one recipient",
-    },
-    Scenario {
-        name: "catalog-get",
-        target: Target::Seeded,
-        description: "GET /catalog/items/{id} over the seeded items",
-    },
-    Scenario {
-        name: "catalog-search",
-        target: Target::Seeded,
-        description: "GET /catalog/items?q=<word>&category=<category> over the seeded items",
-    },
-    Scenario {
-        name: "logs-query",
-        target: Target::Seeded,
-        description: "GET /logs?component=<component>&limit=50 over the seeded log",
-    },
-    Scenario {
-        name: "similarity-cached",
-        target: Target::App,
-        description: "POST /similarity for 16 pairs, cached after the warm-up",
-    },
-    Scenario {
-        name: "similarity-uncached",
-        target: Target::App,
-        description: "POST /similarity for a new pair every time",
-    },
-    Scenario {
-        name: "similarity-search",
-        target: Target::Seeded,
-        description: "POST /similarity/search with k=10 over the seeded listings",
-    },
-    Scenario {
-        name: "login",
-        target: Target::App,
-        description: "POST /auth/login with the right password (argon2id-bound)",
-    },
+        name,
+        target,
+        floor,
+        get_route,
+        description,
+    }
+}
+
+use Floor::{Hello, KeyValue, Sqlite};
+use Target::{App, AppWithoutAccessLog, Floors, Seeded};
+
+pub const FLOORS: &[Scenario] = &[
+    scenario(
+        "hello",
+        Floors,
+        Hello,
+        false,
+        "GET /hello: the hello component, Spin's own floor",
+    ),
+    scenario(
+        "kv-get",
+        Floors,
+        Hello,
+        false,
+        "GET /kv-get: one key-value get of a small value",
+    ),
+    scenario(
+        "sqlite-read",
+        Floors,
+        Hello,
+        false,
+        "GET /sqlite-read: one SQLite read by primary key",
+    ),
 ];
 
-/// A named scenario, or `GET:/any/path` for an ad-hoc GET against the app.
+pub const SCENARIOS: &[Scenario] = &[
+    scenario(
+        "health",
+        App,
+        Sqlite,
+        true,
+        "GET /health (SQLite and key-value checks)",
+    ),
+    scenario(
+        "openapi",
+        App,
+        Hello,
+        true,
+        "GET /openapi.json (47 KB, compiled in)",
+    ),
+    scenario(
+        "authenticate",
+        App,
+        KeyValue,
+        true,
+        "GET /auth/authenticate with a valid token",
+    ),
+    scenario(
+        "authenticate-no-access-log",
+        AppWithoutAccessLog,
+        KeyValue,
+        false,
+        "GET /auth/authenticate with access_log=off",
+    ),
+    scenario(
+        "messages-read",
+        App,
+        Sqlite,
+        true,
+        "GET /messages?with=...&limit=50 (a page of a 200-message conversation)",
+    ),
+    scenario(
+        "messages-inbox",
+        App,
+        Sqlite,
+        true,
+        "GET /messages?limit=50 (everything to and from the reader)",
+    ),
+    scenario("messages-one", App, Sqlite, true, "GET /messages/{id}"),
+    scenario("messages-unread", App, Sqlite, true, "GET /messages/unread"),
+    scenario(
+        "messages-write",
+        App,
+        Sqlite,
+        false,
+        "POST /messages from 32 senders to one recipient",
+    ),
+    scenario(
+        "catalog-get",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /catalog/items/{id} over the seeded items",
+    ),
+    scenario(
+        "catalog-search",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /catalog/items?q=<word>&category=<category> over 200k items",
+    ),
+    scenario(
+        "catalog-list",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /catalog/items?category=<category>&sort=price (no text)",
+    ),
+    scenario(
+        "catalog-categories",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /catalog/categories over 200k items",
+    ),
+    scenario(
+        "catalog-events",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /catalog/events?after=<n>&limit=100",
+    ),
+    scenario(
+        "logs-query",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /logs?component=<component>&limit=50 over 1M entries",
+    ),
+    scenario(
+        "logs-stats",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /logs/stats over the last hour of a 1M-entry log",
+    ),
+    scenario(
+        "similarity-cached",
+        App,
+        KeyValue,
+        false,
+        "POST /similarity for 16 pairs, cached after the warm-up",
+    ),
+    scenario(
+        "similarity-uncached",
+        App,
+        KeyValue,
+        false,
+        "POST /similarity for a new pair every time",
+    ),
+    scenario(
+        "similarity-search",
+        Seeded,
+        Sqlite,
+        false,
+        "POST /similarity/search with k=10 over 100k listings",
+    ),
+    scenario(
+        "login",
+        App,
+        Hello,
+        false,
+        "POST /auth/login with the right password (argon2id-bound)",
+    ),
+];
+
+/// A named scenario or floor.
 pub fn find(name: &str) -> Option<Scenario> {
-    if let Some(path) = name.strip_prefix("GET:") {
-        let path: &'static str = Box::leak(path.to_owned().into_boxed_str());
-        return Some(Scenario {
-            name: Box::leak(name.to_owned().into_boxed_str()),
-            target: Target::App,
-            description: path,
-        });
-    }
-    SCENARIOS
+    FLOORS
         .iter()
+        .chain(SCENARIOS)
         .find(|scenario| scenario.name == name)
-        .map(|scenario| Scenario { ..*scenario })
+        .copied()
 }
 
 /// A client for setup calls (registering users, seeding data).
@@ -207,7 +330,10 @@ fn get(path: &'static str, token: Option<String>) -> RequestFactory {
 pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactory> {
     Ok(match scenario.name {
         "hello" => get("/hello", None),
+        "kv-get" => get("/kv-get", None),
+        "sqlite-read" => get("/sqlite-read", None),
         "health" => get("/health", None),
+        "openapi" => get("/openapi.json", None),
         "authenticate" | "authenticate-no-access-log" => get(
             "/auth/authenticate",
             Some(setup.token_for("bench-reader").await?),
@@ -368,7 +494,59 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
                     .unwrap()
             })
         }
-        other if other.starts_with("GET:") => get(scenario.description, None),
+        "messages-inbox" | "messages-one" | "messages-unread" => {
+            let reader = setup.token_for("bench-reader").await?;
+            let writer = setup.token_for("bench-writer").await?;
+            let sent = setup
+                .post(
+                    "/messages",
+                    &json!({"to": "bench-reader", "body": "one to read"}),
+                    Some(&writer),
+                )
+                .await?;
+            let path: &'static str = match scenario.name {
+                "messages-inbox" => "/messages?limit=50",
+                "messages-unread" => "/messages/unread",
+                _ => Box::leak(
+                    format!("/messages/{}", sent["id"].as_str().unwrap_or_default())
+                        .into_boxed_str(),
+                ),
+            };
+            get(path, Some(reader))
+        }
+        "catalog-list" => Arc::new(move |n| {
+            let category = crate::seed::CATEGORIES[n as usize % crate::seed::CATEGORIES.len()];
+            request(
+                http::Method::GET,
+                &format!("/catalog/items?category={category}&sort=price&limit=20"),
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+        }),
+        "catalog-categories" => get("/catalog/categories", None),
+        "catalog-events" => {
+            let total = setup.seeded.item_ids.len() + setup.seeded.listing_ids.len();
+            Arc::new(move |n| {
+                let after = (n as usize * 7919) % total.max(1);
+                request(
+                    http::Method::GET,
+                    &format!("/catalog/events?after={after}&limit=100"),
+                )
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+            })
+        }
+        "logs-stats" => {
+            let token = setup.token_for(crate::BENCH_ADMIN).await?;
+            let since = shared::platform::time::from_unix_millis(
+                shared::platform::time::unix_millis() - 3_600_000,
+            )
+            .map(shared::platform::time::format_rfc3339)
+            .unwrap_or_default();
+            let path: &'static str =
+                Box::leak(format!("/logs/stats?since={since}&bucket=minute").into_boxed_str());
+            get(path, Some(token))
+        }
         other => anyhow::bail!("no setup for scenario {other}"),
     })
 }

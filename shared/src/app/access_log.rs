@@ -1,9 +1,13 @@
-//! The access log and domain events of each request: written to stderr as JSON lines before
-//! the response leaves, then stored in SQLite just after it, one INSERT per batch of the
-//! instance's finished requests, and sealed into the log's chain whenever a batch crosses a
-//! seal point. A failure to store is reported on stderr and never fails a request. Durability:
-//! an entry is on stderr once the response is sent, and in the database a moment later; if the
-//! instance dies in that moment only the stored copy is lost.
+//! The access log and domain events of each request, recorded after the response has left: an
+//! instance's finished requests are gathered for [`FLUSH_DELAY`], then written to stderr as
+//! JSON lines (one write) and stored in SQLite with one INSERT, and sealed into the log's chain
+//! whenever the batch crosses a seal point. A failure to store is reported on stderr and never
+//! fails a request. Durability: entries reach stderr and the database at most FLUSH_DELAY after
+//! their response; an instance killed in that window loses them.
+//!
+//! Why batch: measured under Spin at 32 connections, storing each request's entries with a
+//! statement of its own cost authenticate over half its throughput, and a 2 ms gathering window
+//! a third; with 100 ms, one INSERT and one stderr write carry a few hundred entries.
 
 use std::cell::{Cell, RefCell};
 
@@ -23,9 +27,9 @@ thread_local! {
     static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// How long the flusher waits for other requests of the instance to finish, so their entries
-/// share one INSERT (one commit) instead of one each.
-const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long the flusher gathers the instance's finished requests, so their entries share one
+/// stderr write and one INSERT (one commit) instead of one each.
+const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Logs the cause of a 500 or 503 for operators (the client sees a plain detail).
 pub fn failure(ctx: &RequestCtx, status: StatusCode, cause: &str) {
@@ -42,7 +46,7 @@ pub fn failure(ctx: &RequestCtx, status: StatusCode, cause: &str) {
     );
 }
 
-/// Writes the request's entries to stderr now; stores them once the response is on its way.
+/// Queues the request's entries for the instance's flusher (see the module documentation).
 pub async fn finish(ctx: RequestCtx, status: StatusCode) {
     let access_log = match config::flag("access_log").await {
         Ok(on) => on,
@@ -60,7 +64,6 @@ pub async fn finish(ctx: RequestCtx, status: StatusCode) {
     if entries.is_empty() {
         return;
     }
-    write_lines(&entries);
     PENDING.with(|pending| pending.borrow_mut().extend(entries));
     if FLUSHING.with(|flushing| flushing.replace(true)) {
         return;
@@ -115,6 +118,7 @@ async fn flush_pending(component: &'static str) {
             FLUSHING.with(|flushing| flushing.set(false));
             return;
         }
+        write_lines(&entries);
         if let Err(error) = store_and_seal(component, &entries).await {
             write_operator_line(
                 Level::Error,

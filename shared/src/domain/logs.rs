@@ -23,7 +23,7 @@ use crate::platform::log::{COLUMNS, Entry, Event};
 use crate::web::ApiError;
 
 /// Entries are sealed into the chain at least every this many ids.
-pub const SEAL_EVERY: i64 = 64;
+pub const SEAL_EVERY: i64 = 256;
 /// Most entries sealed by one transaction.
 const SEAL_BATCH: i64 = 2_000;
 /// Most entries removed by retention in one transaction.

@@ -81,6 +81,8 @@ pub struct AppConfig {
     pub runtime_config: Option<PathBuf>,
     /// Spin variables (`--variable name=value`).
     pub variables: Vec<(String, String)>,
+    /// Further `spin up` arguments (`--key-value`, `--sqlite` seeds).
+    pub extra_args: Vec<String>,
 }
 
 /// The app's key-value stores (the labels spin.toml grants), each kept in its own file.
@@ -114,6 +116,7 @@ impl AppConfig {
             reuse: InstanceReuse::from_env(),
             runtime_config: None,
             variables: vec![("admin_bootstrap_token".into(), BOOTSTRAP_TOKEN.into())],
+            extra_args: Vec::new(),
         }
     }
 
@@ -202,6 +205,7 @@ impl RunningSpin {
         for (name, value) in &config.variables {
             command.arg("--variable").arg(format!("{name}={value}"));
         }
+        command.args(&config.extra_args);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::from(output.try_clone()?))
