@@ -439,7 +439,8 @@ async fn verify_snapshot(db: &Db, key: &ChainKey) -> Result<Verification, ApiErr
 async fn unsealed_tail(db: &Db, sealed_through: i64) -> Result<Unsealed, ApiError> {
     let rows = db
         .query(
-            "SELECT count(*) AS n, min(id) AS first, max(id) AS last FROM log_entries WHERE id > ?",
+            "SELECT count(*) AS n, min(id) AS first_id, max(id) AS last_id
+             FROM log_entries WHERE id > ?",
             [Param::Integer(sealed_through)],
         )
         .await?;
@@ -448,8 +449,8 @@ async fn unsealed_tail(db: &Db, sealed_through: i64) -> Result<Unsealed, ApiErro
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("count returned no row")))?;
     Ok(Unsealed {
         entries: row.get("n")?,
-        first_id: row.get("first")?,
-        last_id: row.get("last")?,
+        first_id: row.get("first_id")?,
+        last_id: row.get("last_id")?,
     })
 }
 

@@ -124,12 +124,14 @@ pub struct Row<'a> {
 }
 
 impl Row<'_> {
+    /// Column names compare as SQLite compares them, ignoring ASCII case: libSQL hands back
+    /// an alias that is also a keyword (`AS first`) in capitals.
     pub fn get<T: FromValue>(&self, column: &str) -> anyhow::Result<T> {
         let index = self
             .columns
             .iter()
-            .position(|c| c == column)
-            .with_context(|| format!("no column {column:?} in the result"))?;
+            .position(|c| c.eq_ignore_ascii_case(column))
+            .with_context(|| format!("no column {column:?} in the result {:?}", self.columns))?;
         T::from_value(&self.values[index]).with_context(|| format!("column {column:?}"))
     }
 }

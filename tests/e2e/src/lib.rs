@@ -298,6 +298,13 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(customise: impl FnOnce(AppConfig) -> AppConfig) -> TestApp {
     let state = tempfile::tempdir().expect("temporary directory");
     let config = customise(AppConfig::new(state.path()));
+    let mut app = start_app(config).await;
+    app._state = Some(state);
+    app
+}
+
+/// Starts the app as `config` says; its state directory is the caller's to remove.
+pub async fn start_app(config: AppConfig) -> TestApp {
     let spin = RunningSpin::start(&config).await.expect("spin up starts");
     TestApp {
         spin,
@@ -307,7 +314,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(AppConfig) -> AppConfig) -> T
             .build()
             .unwrap(),
         first_admin: std::sync::Mutex::new(None),
-        _state: Some(state),
+        _state: None,
     }
 }
 

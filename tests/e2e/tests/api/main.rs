@@ -2,6 +2,7 @@
 
 mod accounts;
 mod catalog;
+mod deploy;
 mod health;
 mod helpers;
 mod latency;

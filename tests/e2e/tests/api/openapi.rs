@@ -3,6 +3,17 @@
 use crate::helpers::*;
 use serde_json::Value;
 
+/// Routes that are not API operations, and everything under them: the page that renders the
+/// description (`/docs`, Swagger UI) is not part of it.
+const NOT_DESCRIBED: &[&str] = &["/docs"];
+
+/// Whether `route` (a spin.toml route or a route table's template) is one of [`NOT_DESCRIBED`].
+fn not_described(route: &str) -> bool {
+    NOT_DESCRIBED
+        .iter()
+        .any(|prefix| route == *prefix || route.starts_with(&format!("{prefix}/")))
+}
+
 fn manifest_routes() -> Vec<String> {
     let text = std::fs::read_to_string(workspace_root().join("spin.toml")).unwrap();
     let manifest: toml::Table = toml::from_str(&text).unwrap();
@@ -11,6 +22,7 @@ fn manifest_routes() -> Vec<String> {
         .unwrap()
         .iter()
         .filter_map(|trigger| trigger["route"].as_str().map(str::to_owned))
+        .filter(|route| !not_described(route))
         .collect()
 }
 
@@ -78,7 +90,10 @@ fn routed_operations() -> Vec<(String, String)> {
             let (Some(method), Some(template)) = (words.next(), words.next()) else {
                 continue;
             };
-            operations.push((method.to_lowercase(), template.trim_matches('"').to_owned()));
+            let template = template.trim_matches('"');
+            if !not_described(template) {
+                operations.push((method.to_lowercase(), template.to_owned()));
+            }
         }
     }
     operations.sort();

@@ -1,0 +1,398 @@
+//! The listings index: embeddings of catalog items whose attributes describe a property, and
+//! the nearest-neighbour search over them.
+//!
+//! [`follow`] keeps the SQLite copy (`similarity_listings`) current with the catalog's change
+//! feed. Each instance keeps the index in memory: it starts from the latest packed snapshot (a
+//! handful of large reads, see [`snapshot`]) and then, on every search, applies the listing rows
+//! changed since, so a search never sees an index older than SQLite's.
+//!
+//! Vectors are kept quantised: each unit embedding as 16-bit integers and one scale (36 bytes
+//! instead of 64 for the model's 16 dimensions). Scores are computed from the quantised vectors;
+//! a unit test measures recall@10 against an exact search over model embeddings of varied Ames
+//! houses: 0.993 with 16 bits, where 8 bits reached only 0.57 (the listings cluster tightly,
+//! so 8-bit rounding reorders near-ties).
+
+pub mod follow;
+pub mod refresh;
+pub mod snapshot;
+
+pub use follow::catch_up;
+pub use refresh::refresh;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::model;
+
+/// One embedding as 16-bit integers times a scale (the largest component maps to 32767).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantised {
+    pub scale: f32,
+    pub values: Vec<i16>,
+}
+
+impl Quantised {
+    pub fn of(embedding: &[f32]) -> Self {
+        let largest = embedding.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let scale = if largest > 0.0 {
+            largest / 32767.0
+        } else {
+            1.0
+        };
+        Self {
+            scale,
+            values: embedding
+                .iter()
+                .map(|x| (x / scale).round().clamp(-32767.0, 32767.0) as i16)
+                .collect(),
+        }
+    }
+
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.values
+            .iter()
+            .map(|v| f32::from(*v) * self.scale)
+            .collect()
+    }
+}
+
+/// What a search can filter a listing on; category and currency are indexes into the index's
+/// dictionaries, so a hundred thousand listings share a dozen strings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub item_id: String,
+    pub category: u16,
+    pub currency: u16,
+    pub price_amount: i64,
+}
+
+/// An instance's copy of the index.
+#[derive(Default)]
+pub struct Index {
+    pub model: String,
+    /// Listing rows up to this event are applied.
+    pub as_of_event: i64,
+    /// Where the snapshot this copy started from ends (0: none).
+    pub snapshot_event: i64,
+    pub width: usize,
+    pub listings: Vec<Listing>,
+    /// `width` values per listing, in listing order.
+    pub values: Vec<i16>,
+    pub scales: Vec<f32>,
+    pub positions: HashMap<String, usize>,
+    pub categories: Vec<String>,
+    pub currencies: Vec<String>,
+}
+
+thread_local! {
+    pub static INDEX: RefCell<Index> = RefCell::new(Index::default());
+}
+
+/// The position of `text` in `dictionary`, added if new.
+pub fn intern(dictionary: &mut Vec<String>, text: &str) -> u16 {
+    match dictionary.iter().position(|known| known == text) {
+        Some(position) => position as u16,
+        None => {
+            dictionary.push(text.to_owned());
+            (dictionary.len() - 1) as u16
+        }
+    }
+}
+
+impl Index {
+    pub fn new(model: &str, width: usize) -> Self {
+        Self {
+            model: model.to_owned(),
+            width,
+            ..Self::default()
+        }
+    }
+
+    /// Adds or replaces a listing with its embedding.
+    pub fn upsert(
+        &mut self,
+        item_id: &str,
+        category: &str,
+        currency: &str,
+        price: i64,
+        embedding: &Quantised,
+    ) {
+        let listing = Listing {
+            item_id: item_id.to_owned(),
+            category: intern(&mut self.categories, category),
+            currency: intern(&mut self.currencies, currency),
+            price_amount: price,
+        };
+        let width = self.width;
+        match self.positions.get(item_id) {
+            Some(&position) => {
+                self.values[position * width..(position + 1) * width]
+                    .copy_from_slice(&embedding.values);
+                self.scales[position] = embedding.scale;
+                self.listings[position] = listing;
+            }
+            None => {
+                self.positions
+                    .insert(item_id.to_owned(), self.listings.len());
+                self.listings.push(listing);
+                self.values.extend_from_slice(&embedding.values);
+                self.scales.push(embedding.scale);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, item_id: &str) {
+        let Some(position) = self.positions.remove(item_id) else {
+            return;
+        };
+        let width = self.width;
+        let last = self.listings.len() - 1;
+        if position != last {
+            self.listings.swap(position, last);
+            self.scales.swap(position, last);
+            for column in 0..width {
+                self.values
+                    .swap(position * width + column, last * width + column);
+            }
+            self.positions
+                .insert(self.listings[position].item_id.clone(), position);
+        }
+        self.listings.pop();
+        self.scales.pop();
+        self.values.truncate(last * width);
+    }
+
+    fn quantised(&self, position: usize) -> Quantised {
+        Quantised {
+            scale: self.scales[position],
+            values: self.values[position * self.width..(position + 1) * self.width].to_vec(),
+        }
+    }
+
+    /// The dot product of `query` with listing `position`.
+    fn dot(&self, query: &[f32], position: usize) -> f32 {
+        let row = &self.values[position * self.width..(position + 1) * self.width];
+        let sum: f32 = row.iter().zip(query).map(|(v, q)| f32::from(*v) * q).sum();
+        sum * self.scales[position]
+    }
+}
+
+/// Which listings a search may return.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub category: Option<String>,
+    pub currency: Option<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub exclude: Option<String>,
+}
+
+/// A filter with its texts turned into the index's dictionary positions (`None` inside when the
+/// index has no such category or currency, so nothing matches).
+struct ResolvedFilter<'a> {
+    category: Option<Option<u16>>,
+    currency: Option<Option<u16>>,
+    filter: &'a Filter,
+}
+
+impl<'a> ResolvedFilter<'a> {
+    fn new(filter: &'a Filter, index: &Index) -> Self {
+        let find = |dictionary: &[String], text: &Option<String>| {
+            text.as_ref()
+                .map(|text| dictionary.iter().position(|k| k == text).map(|p| p as u16))
+        };
+        Self {
+            category: find(&index.categories, &filter.category),
+            currency: find(&index.currencies, &filter.currency),
+            filter,
+        }
+    }
+
+    fn accepts(&self, listing: &Listing) -> bool {
+        self.category.is_none_or(|c| c == Some(listing.category))
+            && self.currency.is_none_or(|c| c == Some(listing.currency))
+            && self
+                .filter
+                .min_price
+                .is_none_or(|min| listing.price_amount >= min)
+            && self
+                .filter
+                .max_price
+                .is_none_or(|max| listing.price_amount <= max)
+            && self
+                .filter
+                .exclude
+                .as_ref()
+                .is_none_or(|id| *id != listing.item_id)
+    }
+}
+
+/// The embedding of an indexed listing, if the item is one.
+pub fn embedding_of(item_id: &str) -> Option<Vec<f32>> {
+    INDEX.with(|index| {
+        let index = index.borrow();
+        let position = *index.positions.get(item_id)?;
+        Some(index.quantised(position).to_f32())
+    })
+}
+
+/// The `k` listings most similar to `query` among those `filter` accepts, best first (ties by
+/// item id), with their scores.
+pub fn nearest(query: &[f32], k: usize, filter: &Filter) -> Vec<(String, f64)> {
+    INDEX.with(|index| nearest_in(&index.borrow(), query, k, filter))
+}
+
+fn nearest_in(index: &Index, query: &[f32], k: usize, filter: &Filter) -> Vec<(String, f64)> {
+    let metadata = model::metadata();
+    let filter = ResolvedFilter::new(filter, index);
+    let mut scored: Vec<(f32, usize)> = index
+        .listings
+        .iter()
+        .enumerate()
+        .filter(|(_, listing)| filter.accepts(listing))
+        .map(|(position, _)| (index.dot(query, position), position))
+        .collect();
+    let by_similarity = |a: &(f32, usize), b: &(f32, usize)| {
+        b.0.total_cmp(&a.0).then_with(|| {
+            index.listings[a.1]
+                .item_id
+                .cmp(&index.listings[b.1].item_id)
+        })
+    };
+    if scored.len() > k {
+        scored.select_nth_unstable_by(k, by_similarity);
+        scored.truncate(k);
+    }
+    scored.sort_by(by_similarity);
+    scored
+        .into_iter()
+        .map(|(_, position)| {
+            let embedding = index.quantised(position).to_f32();
+            (
+                index.listings[position].item_id.clone(),
+                metadata.score(query, &embedding),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(values: &[f32]) -> Vec<f32> {
+        let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
+        values.iter().map(|v| v / norm).collect()
+    }
+
+    #[test]
+    fn quantised_embeddings_stay_close_to_the_original() {
+        let embedding = unit(&[0.25, -1.5, 3.0e-3, 0.9, -0.01, 0.4]);
+        let back = Quantised::of(&embedding).to_f32();
+        for (a, b) in embedding.iter().zip(&back) {
+            assert!((a - b).abs() < 0.01, "{a} vs {b}");
+        }
+        assert_eq!(Quantised::of(&[0.0, 0.0]).to_f32(), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_index_upserts_and_removes_in_place() {
+        let mut index = Index::new("m", 2);
+        let q = |values: &[f32]| Quantised::of(values);
+        index.upsert("a", "property", "USD", 1, &q(&[1.0, 0.0]));
+        index.upsert("b", "property", "USD", 1, &q(&[0.0, 1.0]));
+        index.upsert("c", "property", "EUR", 1, &q(&[0.6, 0.8]));
+        index.remove("a");
+        assert_eq!(index.listings.len(), 2);
+        assert_eq!(index.positions["c"], 0);
+        assert_eq!(index.quantised(0), q(&[0.6, 0.8]));
+        index.upsert("b", "property", "USD", 2, &q(&[0.8, 0.6]));
+        assert_eq!(index.quantised(1), q(&[0.8, 0.6]));
+        assert_eq!(index.listings[1].price_amount, 2);
+        index.remove("missing");
+        assert_eq!(index.listings.len(), 2);
+        assert_eq!(index.currencies, vec!["USD", "EUR"]);
+    }
+
+    /// Listings like the seeded benchmark's: real Ames houses from the reference file, each
+    /// varied in its numeric features.
+    fn varied_listings(count: usize) -> Vec<Vec<f32>> {
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../models/reference-search.json")).unwrap();
+        let houses = reference["listings"].as_array().unwrap();
+        let metadata = model::metadata();
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let rows: Vec<Vec<f32>> = (0..count)
+            .map(|n| {
+                let mut house = houses[n % houses.len()].clone();
+                for field in ["living_area", "lot_area", "total_basement_area"] {
+                    if let Some(value) = house.get(field).and_then(|v| v.as_f64()) {
+                        house[field] = serde_json::json!((value * (0.8 + 0.4 * next())).round());
+                    }
+                }
+                metadata.encode(&house).unwrap()
+            })
+            .collect();
+        model::embed(&rows).unwrap()
+    }
+
+    /// The quality of quantisation, against an exact search over the same embeddings.
+    #[test]
+    fn quantised_search_finds_nearly_every_exact_top_ten() {
+        let embeddings = varied_listings(5_000);
+        let mut index = Index::new("m", embeddings[0].len());
+        for (n, embedding) in embeddings.iter().enumerate() {
+            index.upsert(
+                &format!("{n:05}"),
+                "property",
+                "USD",
+                1,
+                &Quantised::of(embedding),
+            );
+        }
+        let (mut found, mut wanted) = (0, 0);
+        for query in embeddings.iter().step_by(50) {
+            let mut exact: Vec<(f32, usize)> = embeddings
+                .iter()
+                .enumerate()
+                .map(|(n, e)| (e.iter().zip(query).map(|(a, b)| a * b).sum(), n))
+                .collect();
+            exact.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let exact: Vec<String> = exact[..10].iter().map(|(_, n)| format!("{n:05}")).collect();
+            let approximate = nearest_in(&index, query, 10, &Filter::default());
+            found += approximate
+                .iter()
+                .filter(|(id, _)| exact.contains(id))
+                .count();
+            wanted += 10;
+        }
+        let recall = found as f64 / wanted as f64;
+        println!("recall@10 of the quantised index against exact search: {recall:.4}");
+        assert!(recall >= 0.95, "recall@10 {recall}");
+    }
+
+    #[test]
+    fn filters_match_through_the_dictionaries() {
+        let mut index = Index::new("m", 2);
+        index.upsert("a", "property", "USD", 100, &Quantised::of(&[1.0, 0.0]));
+        index.upsert("b", "land", "EUR", 50, &Quantised::of(&[0.9, 0.1]));
+        let filter = Filter {
+            currency: Some("USD".into()),
+            ..Filter::default()
+        };
+        let found = nearest_in(&index, &[1.0, 0.0], 5, &filter);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "a");
+        let unknown = Filter {
+            category: Some("castle".into()),
+            ..Filter::default()
+        };
+        assert!(nearest_in(&index, &[1.0, 0.0], 5, &unknown).is_empty());
+    }
+}
