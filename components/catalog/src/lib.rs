@@ -7,7 +7,7 @@ mod search;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 use shared::domain::auth::{AuthUser, authenticate, authenticate_if_present};
-use shared::domain::catalog::items::{self, if_none_match_hits, parse_if_match};
+use shared::domain::catalog::items::{self, IfMatch, if_none_match_hits, parse_if_match};
 use shared::domain::catalog::{
     self, Actor, Category, Description, Item, ItemPatch, NewItem, Price, Title, events,
     parse_attributes, parse_stock, parse_stock_delta,
@@ -90,18 +90,15 @@ async fn get(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiError
     Ok(with_etag(Reply::ok(&item), &item))
 }
 
-/// The versions `If-Match` allows (empty for `*`); 428 when the header is missing, 412 when
-/// it names no version at all.
-fn required_versions(ctx: &RequestCtx) -> Result<Vec<i64>, ApiError> {
+/// What `If-Match` allows; 428 when the header is missing.
+fn required_if_match(ctx: &RequestCtx) -> Result<IfMatch, ApiError> {
     let header = ctx.header(http::header::IF_MATCH.as_str()).ok_or_else(|| {
         ApiError::PreconditionRequired(
             "send If-Match with the item's ETag, so a stale copy cannot overwrite a newer one"
                 .into(),
         )
     })?;
-    parse_if_match(header).ok_or_else(|| {
-        ApiError::PreconditionFailed("If-Match names no current version of this item".into())
-    })
+    Ok(parse_if_match(header))
 }
 
 fn attributes_patch(value: &Value) -> Result<Map<String, Value>, String> {
@@ -113,7 +110,6 @@ fn attributes_patch(value: &Value) -> Result<Map<String, Value>, String> {
 
 async fn update(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiError> {
     let user = authenticate(ctx).await?;
-    let versions = required_versions(ctx)?;
     let mut body = ctx.json_body().await?;
     let title = body.optional_text("title", Title::parse);
     let description = body.optional_text("description", Description::parse);
@@ -123,6 +119,7 @@ async fn update(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiEr
     let attributes = body.optional("attributes", attributes_patch);
     let (title, description, category, price, stock, attributes) =
         body.finish((title, description, category, price, stock, attributes))?;
+    let expected = required_if_match(ctx)?;
     let patch = ItemPatch {
         title,
         description,
@@ -131,7 +128,7 @@ async fn update(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiEr
         stock,
         attributes,
     };
-    let item = items::update(&actor(&user), params.get("id"), &versions, patch).await?;
+    let item = items::update(&actor(&user), params.get("id"), &expected, patch).await?;
     ctx.event(Event::info(
         "catalog.item_updated",
         json!({ "item_id": item.id, "version": item.version }),
@@ -142,11 +139,11 @@ async fn update(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiEr
 async fn delete(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiError> {
     let user = authenticate(ctx).await?;
     // If-Match is optional for deletion, but honoured when sent.
-    let versions = match ctx.header(http::header::IF_MATCH.as_str()) {
-        Some(_) => required_versions(ctx)?,
-        None => Vec::new(),
+    let expected = match ctx.header(http::header::IF_MATCH.as_str()) {
+        Some(header) => parse_if_match(header),
+        None => IfMatch::Any,
     };
-    let item = items::delete(&actor(&user), params.get("id"), &versions).await?;
+    let item = items::delete(&actor(&user), params.get("id"), &expected).await?;
     ctx.event(Event::info(
         "catalog.item_deleted",
         json!({ "item_id": item.id, "version": item.version }),

@@ -106,20 +106,18 @@ impl Metadata {
 
     /// Whether a catalog item's attributes describe a property this model can embed.
     pub fn is_property(&self, attributes: &Map<String, Value>) -> bool {
-        let relevant: Map<String, Value> = attributes
-            .iter()
-            .filter(|(key, _)| self.features.iter().any(|f| &f.name == *key))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
-        self.encode(&Value::Object(relevant)).is_ok()
+        self.encode(&self.property_of(attributes)).is_ok()
     }
 
-    /// The property fields of an item's attributes (other attributes are ignored).
+    /// The property fields of an item's attributes; other attributes are ignored, and so is a
+    /// field set to null (a seller's "unknown": the model's default applies).
     pub fn property_of(&self, attributes: &Map<String, Value>) -> Value {
         Value::Object(
             attributes
                 .iter()
-                .filter(|(key, _)| self.features.iter().any(|f| &f.name == *key))
+                .filter(|(key, value)| {
+                    !value.is_null() && self.features.iter().any(|f| &f.name == *key)
+                })
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect(),
         )
@@ -138,9 +136,11 @@ impl Metadata {
 
 impl Feature {
     fn encode(&self, value: Option<&Value>, row: &mut [f32]) -> Result<(), String> {
+        // Absent takes the default; null is not a number, so it is refused like any other
+        // non-number (listings' null attributes are dropped before they get here).
         let value = match value {
             None | Some(Value::Null) if self.required => return Err("is required".into()),
-            other => other.filter(|v| !v.is_null()),
+            other => other,
         };
         match &self.kind {
             FeatureKind::Number {

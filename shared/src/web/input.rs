@@ -35,14 +35,16 @@ impl JsonBody {
         }
     }
 
-    /// A field that may be absent or null; `Some(None)` when absent, `None` when invalid.
+    /// A field that may be absent; `Some(None)` when absent, `None` when invalid. No field of
+    /// this API is nullable, so an explicit null is invalid rather than taken for absent.
     pub fn optional<T>(
         &mut self,
         name: &str,
         parse: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Option<Option<T>> {
         match self.fields.remove(name) {
-            None | Some(Value::Null) => Some(None),
+            None => Some(None),
+            Some(Value::Null) => self.check::<Option<T>>(name, Err("must not be null".to_owned())),
             Some(value) => self.check(name, parse(&value)).map(Some),
         }
     }
@@ -314,12 +316,23 @@ mod tests {
 
     #[test]
     fn valid_fields_come_back_as_a_tuple() {
-        let mut input = body(json!({"name": "ada", "note": null}));
+        let mut input = body(json!({"name": "ada"}));
         let name = input.required("name", |v| as_str(v).map(str::to_owned));
         let note = input.optional("note", |v| as_str(v).map(str::to_owned));
         let (name, note) = input.finish((name, note)).unwrap();
         assert_eq!(name, "ada");
         assert_eq!(note, None);
+    }
+
+    #[test]
+    fn an_optional_field_sent_as_null_is_invalid_not_absent() {
+        let mut input = body(json!({"note": null}));
+        let note = input.optional("note", |v| as_str(v).map(str::to_owned));
+        let Err(ApiError::Validation(errors)) = input.finish(note) else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(errors[0].field, "note");
+        assert_eq!(errors[0].detail, "must not be null");
     }
 
     #[test]

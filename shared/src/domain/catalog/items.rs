@@ -211,19 +211,41 @@ pub async fn create(actor: &Actor, new: NewItem) -> Result<Item, ApiError> {
     Ok(item)
 }
 
-/// The versions listed in an `If-Match` header, or `Any` for `*`. `None` if unparseable.
-pub fn parse_if_match(header: &str) -> Option<Vec<i64>> {
-    if header.trim() == "*" {
-        return Some(Vec::new());
+/// What an `If-Match` header allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// No header (where it is optional), or `*`.
+    Any,
+    /// Only these versions: the strong tags that parse. Weak or malformed tags match nothing
+    /// (RFC 9110 section 13.1.1), so they end in 412, after the existence and permission checks
+    /// as RFC 9110 section 13.2.2 orders them.
+    Versions(Vec<i64>),
+}
+
+impl IfMatch {
+    fn allows(&self, version: i64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Versions(versions) => versions.contains(&version),
+        }
     }
-    header
+}
+
+pub fn parse_if_match(header: &str) -> IfMatch {
+    if header.trim() == "*" {
+        return IfMatch::Any;
+    }
+    let versions = header
         .split(',')
-        .map(|tag| {
-            let tag = tag.trim();
-            // Strong comparison: weak tags never match (RFC 9110 section 13.1.1).
-            tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+        .filter_map(|tag| {
+            tag.trim()
+                .strip_prefix('"')?
+                .strip_suffix('"')?
+                .parse()
+                .ok()
         })
-        .collect()
+        .collect();
+    IfMatch::Versions(versions)
 }
 
 /// Whether `If-None-Match` names the item's current version (weak comparison, or `*`).
@@ -235,12 +257,12 @@ pub fn if_none_match_hits(header: &str, item: &Item) -> bool {
 }
 
 /// Reads the item inside a write transaction and checks that `actor` may `action` it and that
-/// it is still at one of `expected` (empty: any version).
+/// `expected` allows its current version.
 async fn load_for_change(
     db: &Db,
     actor: &Actor,
     id: &str,
-    expected: &[i64],
+    expected: &IfMatch,
     action: &str,
 ) -> Result<StoredItem, ApiError> {
     let current = find(db, id)
@@ -251,7 +273,7 @@ async fn load_for_change(
             "only the item's owner or an administrator can {action} it"
         )));
     }
-    if !expected.is_empty() && !expected.contains(&current.item.version) {
+    if !expected.allows(current.item.version) {
         return Err(ApiError::PreconditionFailed(format!(
             "the item is at version {}, not the one in If-Match",
             current.item.version
@@ -260,12 +282,12 @@ async fn load_for_change(
     Ok(current)
 }
 
-/// Applies `patch` if the item is still at one of `expected` (empty: any version) and the
+/// Applies `patch` if `expected` allows the item's current version and the
 /// actor may change it; writes the change and its events in one transaction.
 pub async fn update(
     actor: &Actor,
     id: &str,
-    expected: &[i64],
+    expected: &IfMatch,
     patch: ItemPatch,
 ) -> Result<Item, ApiError> {
     db::transaction(async |db: &Db| -> Result<Item, ApiError> {
@@ -349,7 +371,7 @@ async fn save(db: &Db, item: &Item) -> Result<(), ApiError> {
 /// Adds `delta` (possibly negative) to the stock, atomically; 409 if that would go below zero.
 pub async fn adjust_stock(actor: &Actor, id: &str, delta: i64) -> Result<Item, ApiError> {
     db::transaction(async |db: &Db| -> Result<Item, ApiError> {
-        let current = load_for_change(db, actor, id, &[], "change the stock of").await?;
+        let current = load_for_change(db, actor, id, &IfMatch::Any, "change the stock of").await?;
         let mut item = current.item;
         let stock = item
             .stock
@@ -388,8 +410,8 @@ pub async fn adjust_stock(actor: &Actor, id: &str, delta: i64) -> Result<Item, A
     .await
 }
 
-/// Deletes the item if it is still at one of `expected` (empty: any) and the actor may.
-pub async fn delete(actor: &Actor, id: &str, expected: &[i64]) -> Result<Item, ApiError> {
+/// Deletes the item if `expected` allows its current version and the actor may.
+pub async fn delete(actor: &Actor, id: &str, expected: &IfMatch) -> Result<Item, ApiError> {
     db::transaction(async |db: &Db| -> Result<Item, ApiError> {
         let current = load_for_change(db, actor, id, expected, "delete").await?;
         db.execute(
@@ -410,15 +432,16 @@ mod tests {
 
     #[test]
     fn conditional_headers_are_compared_as_rfc_9110_says() {
-        assert_eq!(parse_if_match("\"3\""), Some(vec![3]));
-        assert_eq!(parse_if_match("\"3\", \"4\""), Some(vec![3, 4]));
-        assert_eq!(parse_if_match("*"), Some(vec![]));
+        assert_eq!(parse_if_match("\"3\""), IfMatch::Versions(vec![3]));
         assert_eq!(
-            parse_if_match("W/\"3\""),
-            None,
-            "weak tags never match If-Match"
+            parse_if_match("\"3\", \"4\""),
+            IfMatch::Versions(vec![3, 4])
         );
-        assert_eq!(parse_if_match("3"), None);
+        assert_eq!(parse_if_match(" * "), IfMatch::Any);
+        let weak = parse_if_match("W/\"3\"");
+        assert!(!weak.allows(3), "weak tags never match If-Match");
+        assert!(!parse_if_match("3").allows(3));
+        assert!(!parse_if_match("").allows(1));
         let item = Item {
             id: "i".into(),
             title: "t".into(),
