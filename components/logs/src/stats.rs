@@ -13,6 +13,9 @@ use crate::{format_millis, timestamp};
 struct Range {
     since: i64,
     until: i64,
+    /// No `until` was given: everything from `since` on, so the current minute is read from its
+    /// count rather than counted entry by entry.
+    open_ended: bool,
     bucket_ms: i64,
 }
 
@@ -27,6 +30,7 @@ fn range(ctx: &RequestCtx) -> Result<Range, ApiError> {
         _ => Err("must be minute, hour or day".to_owned()),
     });
     let (since, until, bucket) = query.finish((since, until, bucket))?;
+    let open_ended = until.is_none();
     let until = until.unwrap_or_else(|| time::unix_millis() + 1);
     let since = since.unwrap_or(until - 86_400_000);
     if since >= until {
@@ -35,6 +39,7 @@ fn range(ctx: &RequestCtx) -> Result<Range, ApiError> {
     Ok(Range {
         since,
         until,
+        open_ended,
         bucket_ms: bucket.unwrap_or(3_600_000),
     })
 }
@@ -48,18 +53,49 @@ struct Count {
     n: i64,
 }
 
-/// The counts, packed into one JSON row by SQLite (a range can group into thousands of rows,
-/// and Spin hands rows to the component one host call each).
+const MINUTE_MS: i64 = 60_000;
+
+/// Where the range reads the per-minute counts: the whole minutes inside it, `[from, to)`.
+/// The partial minutes at either end are counted from the entries themselves. A range within
+/// one minute has no whole minute: `from == to == since`, and the entries answer it all. An
+/// open-ended range takes every minute from `from` on.
+fn whole_minutes(range: &Range) -> (i64, i64) {
+    let from = range.since.div_euclid(MINUTE_MS) * MINUTE_MS
+        + if range.since.rem_euclid(MINUTE_MS) == 0 {
+            0
+        } else {
+            MINUTE_MS
+        };
+    if range.open_ended {
+        return (from, i64::MAX);
+    }
+    let to = range.until.div_euclid(MINUTE_MS) * MINUTE_MS;
+    if to <= from {
+        (range.since, range.since)
+    } else {
+        (from, to)
+    }
+}
+
+/// The counts, from `log_minute_counts` (kept by triggers, migration 0012) for the whole
+/// minutes and from the entries for the ends; packed into one JSON row by SQLite, since Spin
+/// hands rows to the component one host call each. Buckets are whole minutes, so each minute's
+/// count falls in one bucket.
 async fn counts(range: &Range) -> Result<Vec<Count>, ApiError> {
+    let (from, to) = whole_minutes(range);
     let counts = db::connect()
         .await?
         .query_json(
-            "SELECT component,
-                    CASE WHEN status IS NULL THEN 'none' ELSE (status / 100) || 'xx' END AS class,
-                    (at_ms / ?1) * ?1 AS bucket,
-                    count(*) AS n
-             FROM log_entries
-             WHERE at_ms >= ?2 AND at_ms < ?3
+            "SELECT component, class, (at_ms / ?1) * ?1 AS bucket, sum(n) AS n
+             FROM (
+                 SELECT minute_ms AS at_ms, component, class, n FROM log_minute_counts
+                 WHERE minute_ms >= ?4 AND minute_ms < ?5
+                 UNION ALL
+                 SELECT at_ms, component,
+                        CASE WHEN status IS NULL THEN 'none' ELSE (status / 100) || 'xx' END, 1
+                 FROM log_entries
+                 WHERE (at_ms >= ?2 AND at_ms < ?4) OR (at_ms >= ?5 AND at_ms < ?3)
+             )
              GROUP BY component, class, bucket",
             &[
                 ("bucket", "bucket"),
@@ -72,6 +108,8 @@ async fn counts(range: &Range) -> Result<Vec<Count>, ApiError> {
                 Param::Integer(range.bucket_ms),
                 Param::Integer(range.since),
                 Param::Integer(range.until),
+                Param::Integer(from),
+                Param::Integer(to),
             ],
         )
         .await?;

@@ -88,17 +88,31 @@ pub struct AppConfig {
 /// The app's key-value stores (the labels spin.toml grants), each kept in its own file.
 pub const KV_STORES: &[&str] = &["sessions", "signing", "audit", "similarity_cache"];
 
-/// A runtime configuration keeping every key-value store in a file under `state_dir`, as
-/// runtime-config/local.toml does under .spin/.
+/// The key-value stores runtime-config/local.toml keeps in memory rather than in a file.
+pub const IN_MEMORY_KV_STORES: &[&str] = &["similarity_cache"];
+
+/// A runtime configuration like runtime-config/local.toml: each key-value store in a file under
+/// `state_dir`, except the similarity cache, which is in memory.
 pub fn local_runtime_config(state_dir: &Path) -> String {
+    runtime_config_with_files(state_dir, |label| !IN_MEMORY_KV_STORES.contains(&label))
+}
+
+/// A runtime configuration keeping every key-value store in a file under `state_dir`, for
+/// tests that look into a store's file.
+pub fn file_runtime_config(state_dir: &Path) -> String {
+    runtime_config_with_files(state_dir, |_| true)
+}
+
+fn runtime_config_with_files(state_dir: &Path, in_file: impl Fn(&str) -> bool) -> String {
     KV_STORES
         .iter()
         .map(|label| {
-            let path = state_dir.join(kv_file_name(label));
-            format!(
-                "[key_value_store.{label}]\ntype = \"spin\"\npath = {:?}\n\n",
-                path.display().to_string()
-            )
+            let mut table = format!("[key_value_store.{label}]\ntype = \"spin\"\n");
+            if in_file(label) {
+                let path = state_dir.join(kv_file_name(label));
+                table.push_str(&format!("path = {:?}\n", path.display().to_string()));
+            }
+            table + "\n"
         })
         .collect()
 }

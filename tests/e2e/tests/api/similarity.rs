@@ -62,7 +62,15 @@ async fn scores_are_symmetric_and_a_property_is_most_like_itself() {
 
 #[tokio::test]
 async fn equal_inputs_hit_the_cache_and_another_model_versions_entry_is_ignored() {
-    let app = spawn_app().await;
+    // The cache in a file, to edit an entry behind the app's back.
+    let app = spawn_app_with(|mut config| {
+        let path = config.state_dir.join("file-runtime-config.toml");
+        std::fs::create_dir_all(&config.state_dir).unwrap();
+        std::fs::write(&path, e2e::file_runtime_config(&config.state_dir)).unwrap();
+        config.runtime_config = Some(path);
+        config
+    })
+    .await;
     let (_, token) = app.signed_in_user("appraiser").await;
     let listings = reference_listings();
     let (a, b) = (&listings[3], &listings[4]);
