@@ -289,8 +289,6 @@ pub fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// What a handler returns: a status, headers and a body.
-
 #[cfg(test)]
 mod tests {
     use super::*;
