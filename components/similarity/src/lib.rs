@@ -17,7 +17,7 @@ mod component {
     use serde_json::{Value, json};
     use shared::domain::auth::authenticate;
     use shared::domain::catalog::{Category, Currency, Item, PriceRange};
-    use shared::platform::db::{self, Param, placeholders};
+    use shared::platform::db::{self, Db, Param, placeholders};
     use shared::platform::kv::{Kv, KvStore};
     use shared::platform::{config, time};
     use shared::web::input::{JsonBody, any_text};
@@ -169,11 +169,17 @@ mod component {
         ))
     }
 
-    async fn search(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
-        authenticate(ctx).await?;
-        let mut body = ctx.json_body().await?;
+    /// A validated `POST /similarity/search` body.
+    struct SearchRequest {
+        item_id: Option<String>,
+        property: Option<Vec<f32>>,
+        k: usize,
+        filter: index::Filter,
+    }
+
+    fn search_request(mut body: JsonBody) -> Result<SearchRequest, ApiError> {
         let item_id = body.optional_text("item_id", any_text);
-        let query_row = optional_property(&mut body, "property");
+        let property = optional_property(&mut body, "property");
         let k = body.optional("k", |v| match v.as_i64() {
             Some(k) if (1..=MAX_K).contains(&k) => Ok(k as usize),
             _ => Err(format!("must be a whole number from 1 to {MAX_K}")),
@@ -187,7 +193,7 @@ mod component {
         let min_price = body.optional("min_price", amount);
         let max_price = body.optional("max_price", amount);
         if matches!(
-            (&item_id, &query_row),
+            (&item_id, &property),
             (Some(Some(_)), Some(Some(_))) | (Some(None), Some(None))
         ) {
             body.reject("property", "give exactly one of property or item_id");
@@ -200,60 +206,81 @@ mod component {
         for (field, detail) in price.problems() {
             body.reject(field, detail);
         }
-        let (item_id, query_row, k, category, _, _, _) = body.finish((
-            item_id, query_row, k, category, currency, min_price, max_price,
+        let (item_id, property, k, category, _, _, _) = body.finish((
+            item_id, property, k, category, currency, min_price, max_price,
         ))?;
+        Ok(SearchRequest {
+            filter: index::Filter {
+                category: category.map(|c| c.as_str().to_owned()),
+                currency: price.currency.map(|c| c.code().to_owned()),
+                min_price: price.min,
+                max_price: price.max,
+                exclude: item_id.clone(),
+            },
+            item_id,
+            property,
+            k: k.unwrap_or(10),
+        })
+    }
 
-        let db = db::connect().await?;
-        index::catch_up(&db).await?;
-        index::refresh(&db).await?;
-        let query = match (&query_row, &item_id) {
-            (Some(row), _) => model::embed(std::slice::from_ref(row))
+    /// The embedding to search around: the property's, or the listing's own.
+    fn query_embedding(request: &SearchRequest) -> Result<Vec<f32>, ApiError> {
+        match (&request.property, &request.item_id) {
+            (Some(row), _) => Ok(model::embed(std::slice::from_ref(row))
                 .map_err(ApiError::internal)?
-                .remove(0),
+                .remove(0)),
             (None, Some(id)) => index::embedding_of(id).ok_or_else(|| {
                 ApiError::Validation(vec![FieldError::body(
                     "item_id",
                     "is not a catalog listing whose attributes describe a property",
                 )])
-            })?,
-            (None, None) => unreachable!("validated above"),
-        };
-        let filter = index::Filter {
-            category: category.map(|c| c.as_str().to_owned()),
-            currency: price.currency.map(|c| c.code().to_owned()),
-            min_price: price.min,
-            max_price: price.max,
-            exclude: item_id.clone(),
-        };
-        let nearest = index::nearest(&query, k.unwrap_or(10), &filter);
+            }),
+            (None, None) => unreachable!("search_request asks for one of them"),
+        }
+    }
 
-        // The listings themselves, in one query, in score order.
-        let ids: Vec<String> = nearest.iter().map(|(id, _)| id.clone()).collect();
-        let items: Vec<Item> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            db.query_json(
+    /// The nearest listings themselves, read in one query, in score order.
+    async fn scored_listings(db: &Db, nearest: &[(String, f64)]) -> Result<Vec<Value>, ApiError> {
+        if nearest.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items: Vec<Item> = db
+            .query_json(
                 &format!(
                     "SELECT * FROM catalog_items WHERE id IN ({})",
-                    placeholders(ids.len())
+                    placeholders(nearest.len())
                 ),
                 shared::domain::catalog::items::ITEM_JSON_FIELDS,
                 "seq",
-                ids.iter().map(|id| Param::Text(id.clone())),
+                nearest.iter().map(|(id, _)| Param::Text(id.clone())),
             )
-            .await?
-        };
-        let results: Vec<Value> = nearest
+            .await?;
+        Ok(nearest
             .iter()
             .filter_map(|(id, score)| {
                 let item = items.iter().find(|item| &item.id == id)?;
                 Some(json!({ "score": score, "item": item }))
             })
-            .collect();
+            .collect())
+    }
+
+    async fn search(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
+        authenticate(ctx).await?;
+        let request = search_request(ctx.json_body().await?)?;
+        let db = db::connect().await?;
+        index::catch_up(&db).await?;
+        index::refresh(&db).await?;
+        let query = query_embedding(&request)?;
+        let nearest = index::nearest(&query, request.k, &request.filter);
+        let results = scored_listings(&db, &nearest).await?;
+        let by = if request.item_id.is_some() {
+            "item"
+        } else {
+            "property"
+        };
         ctx.event(Event::info(
             "similarity.search",
-            json!({ "by": if item_id.is_some() { "item" } else { "property" }, "k": k.unwrap_or(10), "results": results.len() }),
+            json!({ "by": by, "k": request.k, "results": results.len() }),
         ));
         Ok(Reply::ok(
             &json!({ "model": model::metadata().id(), "results": results }),
