@@ -257,6 +257,9 @@ async fn stats_from_the_minute_counts_equal_the_entries_after_moves_and_deletion
         app.get("/health").await.expect(200);
     }
     wait_for(&app, &admin, "?component=health&limit=100", 40).await;
+    // Entries of the requests so far (wait_for's own included) are stored within 100 ms; after
+    // this, only the stats requests below add entries, all later than every moved one.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // Spread the entries over the last eight minutes, then remove some, as retention would: the
     // triggers must move and drop their counts.
     let database = open_database(&app);
@@ -281,12 +284,21 @@ async fn stats_from_the_minute_counts_equal_the_entries_after_moves_and_deletion
             )
             .unwrap()
     };
-    // Whole minutes with ragged ends, a range inside one minute, and aligned ends.
+    // Whole minutes with ragged ends, a range inside one minute (from an entry moved three
+    // minutes back to the end of its minute), and aligned ends.
     let minute = 60_000;
     let aligned = now / minute * minute;
+    let moved: i64 = database
+        .query_row(
+            "SELECT at_ms FROM log_entries WHERE id % 8 = 3 ORDER BY id LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let end_of_its_minute = (moved / minute * minute + minute - 1).max(moved + 1);
     for (since, until) in [
         (now - 7 * minute - 12_345, now - 20_500),
-        (aligned - 3 * minute + 10_000, aligned - 3 * minute + 50_000),
+        (moved, end_of_its_minute),
         (aligned - 6 * minute, aligned),
     ] {
         let path = format!(
