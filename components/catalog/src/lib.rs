@@ -139,10 +139,9 @@ async fn update(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiEr
 async fn delete(ctx: &mut RequestCtx, params: PathParams) -> Result<Reply, ApiError> {
     let user = authenticate(ctx).await?;
     // If-Match is optional for deletion, but honoured when sent.
-    let expected = match ctx.header(http::header::IF_MATCH.as_str()) {
-        Some(header) => parse_if_match(header),
-        None => IfMatch::Any,
-    };
+    let expected = ctx
+        .header(http::header::IF_MATCH.as_str())
+        .map_or(IfMatch::Any, parse_if_match);
     let item = items::delete(&actor(&user), params.get("id"), &expected).await?;
     ctx.event(Event::info(
         "catalog.item_deleted",

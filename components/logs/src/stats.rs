@@ -60,12 +60,8 @@ const MINUTE_MS: i64 = 60_000;
 /// one minute has no whole minute: `from == to == since`, and the entries answer it all. An
 /// open-ended range takes every minute from `from` on.
 fn whole_minutes(range: &Range) -> (i64, i64) {
-    let from = range.since.div_euclid(MINUTE_MS) * MINUTE_MS
-        + if range.since.rem_euclid(MINUTE_MS) == 0 {
-            0
-        } else {
-            MINUTE_MS
-        };
+    // The first minute boundary at or after `since`.
+    let from = (range.since + MINUTE_MS - 1).div_euclid(MINUTE_MS) * MINUTE_MS;
     if range.open_ended {
         return (from, i64::MAX);
     }
