@@ -59,14 +59,19 @@ impl DbError {
         self.message.contains("UNIQUE constraint failed")
     }
 
-    /// Another connection held the write lock longer than the busy timeout (libSQL's server
-    /// says so by timing the waiting transaction out).
+    /// The database could not take the statement now, and may a moment later: another
+    /// connection held the write lock longer than the busy timeout (libSQL's server says so by
+    /// timing the waiting transaction out), or a libSQL server had no connection to spare (it
+    /// gives each client stream one of `--max-concurrent-connections` and makes a new stream
+    /// wait at most `--connection-creation-timeout-sec`).
     pub fn is_busy(&self) -> bool {
         [
             "database is locked",
             "database is busy",
             "TRANSACTION_TIMEOUT",
             "Transaction timed out",
+            "Timed out while opening database connection",
+            "Too many concurrent requests",
         ]
         .iter()
         .any(|text| self.message.contains(text))
@@ -486,6 +491,26 @@ fn statement_summary(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failure(message: &str) -> DbError {
+        DbError {
+            context: "SELECT 1".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_libsql_server_out_of_connections_is_busy_not_broken() {
+        let out_of_connections = failure(
+            "Hrana: `api error: `{\"error\":\"Timed out while opening database connection\"}``",
+        );
+        assert!(out_of_connections.is_busy());
+        assert!(
+            failure("Hrana: `api error: `{\"error\":\"Too many concurrent requests\"}``").is_busy()
+        );
+        assert!(failure("database is locked").is_busy());
+        assert!(!failure("no such table: users").is_busy());
+    }
 
     #[test]
     fn long_statements_are_summarised_for_error_context() {

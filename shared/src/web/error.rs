@@ -365,6 +365,27 @@ mod tests {
     }
 
     #[test]
+    fn a_database_that_cannot_take_the_statement_now_is_a_503_to_retry() {
+        let busy = DbError {
+            context: "PRAGMA user_version".into(),
+            message:
+                "Hrana: `api error: `{\"error\":\"Timed out while opening database connection\"}``"
+                    .into(),
+        };
+        let error = ApiError::from(busy);
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.headers()[0].0, http::header::RETRY_AFTER);
+        let broken = DbError {
+            context: "SELECT 1".into(),
+            message: "no such table: users".into(),
+        };
+        assert_eq!(
+            ApiError::from(broken).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
     fn status_specific_headers_are_set() {
         let error = ApiError::TooManyRequests {
             retry_after_secs: 30,

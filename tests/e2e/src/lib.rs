@@ -317,6 +317,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(AppConfig) -> AppConfig) -> T
     app
 }
 
+/// Longer than any request of the suite takes, however loaded the machine.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Starts the app as `config` says; its state directory is the caller's to remove.
 pub async fn start_app(config: AppConfig) -> TestApp {
     let spin = RunningSpin::start(&config).await.expect("spin up starts");
@@ -325,6 +328,9 @@ pub async fn start_app(config: AppConfig) -> TestApp {
         config,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A request that hangs fails its test (which then ends its processes) instead of
+            // holding the whole run.
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .unwrap(),
         first_admin: std::sync::Mutex::new(None),

@@ -94,8 +94,10 @@ pub async fn start_redis(dir: &Path) -> Result<Server> {
     .context("redis-server is needed (Debian: apt-get install redis-server; the test command installs it)")
 }
 
-/// The libSQL server beside the project (`../shared/bin/sqld`), or `SQLD_BIN`, or PATH.
-pub async fn start_sqld(dir: &Path) -> Result<Server> {
+/// The libSQL server beside the project (`../shared/bin/sqld`), or `SQLD_BIN`, or PATH, with
+/// room for `max_connections` client streams (one per statement or transaction in flight; sqld
+/// makes a new one wait at most 1 s for room).
+pub async fn start_sqld(dir: &Path, max_connections: usize) -> Result<Server> {
     let sqld = program(
         "SQLD_BIN",
         "sqld",
@@ -110,6 +112,8 @@ pub async fn start_sqld(dir: &Path) -> Result<Server> {
                 format!("127.0.0.1:{port}"),
                 "--db-path".into(),
                 db_path.display().to_string(),
+                "--max-concurrent-connections".into(),
+                max_connections.to_string(),
             ]
         },
         &dir.join("sqld.log"),
@@ -183,4 +187,40 @@ async fn libsql_integer(url: &str, sql: &str) -> Result<i64> {
         .as_str()
         .and_then(|value| value.parse().ok())
         .with_context(|| format!("no integer in sqld's answer to {sql}: {reply}"))
+}
+
+/// A client stream held open at sqld (and so one of its connections) until dropped.
+pub struct HeldStream {
+    url: String,
+    baton: String,
+}
+
+impl HeldStream {
+    pub async fn open(url: &str) -> Result<Self> {
+        let reply: Value = reqwest::Client::new()
+            .post(format!("{url}/v2/pipeline"))
+            .json(&json!({"requests": [{"type": "execute", "stmt": {"sql": "SELECT 1"}}]}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let baton = reply["baton"]
+            .as_str()
+            .with_context(|| format!("no baton in sqld's answer: {reply}"))?;
+        Ok(Self {
+            url: url.to_owned(),
+            baton: baton.to_owned(),
+        })
+    }
+
+    pub async fn close(self) -> Result<()> {
+        reqwest::Client::new()
+            .post(format!("{}/v2/pipeline", self.url))
+            .json(&json!({"baton": self.baton, "requests": [{"type": "close"}]}))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
 }
