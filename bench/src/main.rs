@@ -138,21 +138,32 @@ async fn start_target(
         Target::AppWithoutAccessLog => {
             start(root.join("spin.toml"), &[("access_log", "off")], &[], state).await
         }
-        Target::Seeded => {
+        Target::Seeded | Target::SeededWithoutAccessLog => {
+            let with_log = target == Target::Seeded;
+            // The copy without the log serves only catalog items; items are seeded first, so
+            // their ids come out the same without the listings and the log.
+            let (listings, log_entries) = match with_log {
+                true => (cli.listings, cli.log_entries),
+                false => (0, 0),
+            };
             eprintln!(
-                "seeding {} items, {} listings and {} log entries...",
-                cli.items, cli.listings, cli.log_entries
+                "seeding {} items, {listings} listings and {log_entries} log entries...",
+                cli.items
             );
             let started = std::time::Instant::now();
-            *seeded = seed::seed(
+            let this = seed::seed(
                 state.path(),
                 scenarios::PASSWORD,
                 cli.items,
-                cli.listings,
-                cli.log_entries,
+                listings,
+                log_entries,
             )?;
+            if with_log || seeded.item_ids.is_empty() {
+                *seeded = this;
+            }
             eprintln!("seeded in {:.0?}", started.elapsed());
-            let variables = [("log_hmac_key", BENCH_LOG_KEY)];
+            let access_log = if with_log { "on" } else { "off" };
+            let variables = [("log_hmac_key", BENCH_LOG_KEY), ("access_log", access_log)];
             start(root.join("spin.toml"), &variables, &[], state).await
         }
     }

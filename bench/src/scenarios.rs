@@ -20,6 +20,8 @@ pub enum Target {
     AppWithoutAccessLog,
     /// spin.toml on a state directory seeded with many items, listings and log entries.
     Seeded,
+    /// The same seeded data (same ids) under `access_log=off`.
+    SeededWithoutAccessLog,
 }
 
 /// The platform floor a scenario is read against: the storage it cannot avoid.
@@ -70,7 +72,7 @@ const fn scenario(
 }
 
 use Floor::{Hello, KeyValue, Sqlite};
-use Target::{App, AppWithoutAccessLog, Floors, Seeded};
+use Target::{App, AppWithoutAccessLog, Floors, Seeded, SeededWithoutAccessLog};
 
 pub const FLOORS: &[Scenario] = &[
     scenario(
@@ -154,6 +156,13 @@ pub const SCENARIOS: &[Scenario] = &[
         Sqlite,
         true,
         "GET /catalog/items/{id} over the seeded items",
+    ),
+    scenario(
+        "catalog-get-no-access-log",
+        SeededWithoutAccessLog,
+        Sqlite,
+        false,
+        "GET /catalog/items/{id} over the same items with access_log=off",
     ),
     scenario(
         "catalog-search",
@@ -400,7 +409,7 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
                     .unwrap()
             })
         }
-        "catalog-get" => {
+        "catalog-get" | "catalog-get-no-access-log" => {
             let ids = setup.seeded.item_ids.clone();
             anyhow::ensure!(!ids.is_empty(), "nothing was seeded");
             Arc::new(move |n| {

@@ -33,6 +33,18 @@ impl Random {
         z ^ (z >> 31)
     }
 
+    /// A version-4-shaped UUID from this sequence, so that two seedings hold the same ids.
+    pub fn uuid(&mut self) -> String {
+        let bytes: Vec<u8> = [self.next(), self.next()]
+            .iter()
+            .flat_map(|half| half.to_be_bytes())
+            .collect();
+        uuid::Builder::from_random_bytes(bytes.try_into().expect("16 bytes"))
+            .into_uuid()
+            .hyphenated()
+            .to_string()
+    }
+
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
@@ -201,7 +213,7 @@ pub fn seed(
         );
         attributes.insert("weight_grams".into(), json!(50 + random.below(5_000)));
         let item = Item {
-            id: shared::platform::ids::random_uuid(),
+            id: random.uuid(),
             title: sentence(&mut random, &words, title_words),
             description: sentence(&mut random, &words, description_words),
             category: CATEGORIES[random.below(CATEGORIES.len() as u64) as usize].to_owned(),
@@ -228,7 +240,7 @@ pub fn seed(
             let template = &templates[n % templates.len()];
             let property = vary_property(&mut random, template);
             let item = Item {
-                id: shared::platform::ids::random_uuid(),
+                id: random.uuid(),
                 title: format!(
                     "{} home, {}",
                     property["neighborhood"]
