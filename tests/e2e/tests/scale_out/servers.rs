@@ -96,7 +96,9 @@ pub async fn start_redis(dir: &Path) -> Result<Server> {
 
 /// The libSQL server beside the project (`../shared/bin/sqld`), or `SQLD_BIN`, or PATH, with
 /// room for `max_connections` client streams (one per statement or transaction in flight; sqld
-/// makes a new one wait at most 1 s for room).
+/// makes a new one wait at most 1 s for room), and configured as deploy/README.md advises:
+/// checkpoints by time, because its checkpoints every 1,000 pages made writers fail as locked
+/// and, once in a while, stopped every write for good (README.md, "A known sqld fault").
 pub async fn start_sqld(dir: &Path, max_connections: usize) -> Result<Server> {
     let sqld = program(
         "SQLD_BIN",
@@ -114,6 +116,8 @@ pub async fn start_sqld(dir: &Path, max_connections: usize) -> Result<Server> {
                 db_path.display().to_string(),
                 "--max-concurrent-connections".into(),
                 max_connections.to_string(),
+                "--checkpoint-interval-s".into(),
+                "60".into(),
             ]
         },
         &dir.join("sqld.log"),
