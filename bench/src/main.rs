@@ -142,9 +142,10 @@ async fn start_target(
             let with_log = target == Target::Seeded;
             // The copy without the log serves only catalog items; items are seeded first, so
             // their ids come out the same without the listings and the log.
-            let (listings, log_entries) = match with_log {
-                true => (cli.listings, cli.log_entries),
-                false => (0, 0),
+            let (listings, log_entries) = if with_log {
+                (cli.listings, cli.log_entries)
+            } else {
+                (0, 0)
             };
             eprintln!(
                 "seeding {} items, {listings} listings and {log_entries} log entries...",

@@ -35,6 +35,7 @@ struct Cluster {
 
 impl Cluster {
     async fn start(
+        processes: usize,
         database: impl FnOnce(&std::path::Path) -> SharedDatabase,
         engines: Vec<Server>,
         redis: Server,
@@ -44,7 +45,7 @@ impl Cluster {
         let runtime_config = dir.path().join("runtime-config.toml");
         std::fs::write(&runtime_config, database.runtime_config(redis.port)).unwrap();
         // Started together, as a deployment's replicas are; none has touched the database yet.
-        let starts = (0..PROCESSES).map(|index| {
+        let starts = (0..processes).map(|index| {
             let mut config = AppConfig::new(&dir.path().join(format!("process-{index}")));
             config.runtime_config = Some(runtime_config.clone());
             config.reuse = InstanceReuse::Spin;
@@ -65,6 +66,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let redis = start_redis(dir.path()).await.unwrap();
         Self::start(
+            PROCESSES,
             |dir| SharedDatabase::File(dir.join("shared.db")),
             Vec::new(),
             redis,
@@ -73,17 +75,25 @@ impl Cluster {
         .await
     }
 
-    async fn on_libsql() -> Self {
+    /// `processes` on Redis and an sqld with room for `sqld_connections` client streams.
+    async fn on_libsql(processes: usize, sqld_connections: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let redis = start_redis(dir.path()).await.unwrap();
-        let sqld = start_sqld(dir.path(), SQLD_CONNECTIONS).await.unwrap();
+        let sqld = start_sqld(dir.path(), sqld_connections).await.unwrap();
         let url = format!("http://127.0.0.1:{}", sqld.port);
-        Self::start(|_| SharedDatabase::Libsql(url), vec![sqld], redis, dir).await
+        Self::start(
+            processes,
+            |_| SharedDatabase::Libsql(url),
+            vec![sqld],
+            redis,
+            dir,
+        )
+        .await
     }
 
     /// The process that serves the `n`th request of a spread.
     fn app(&self, n: usize) -> &TestApp {
-        &self.apps[n % PROCESSES]
+        &self.apps[n % self.apps.len()]
     }
 }
 
@@ -107,7 +117,7 @@ async fn three_processes_on_redis_and_one_sqlite_file_keep_every_promise() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_processes_on_redis_and_libsql_keep_every_promise() {
-    keeps_every_promise(Cluster::on_libsql().await).await;
+    keeps_every_promise(Cluster::on_libsql(PROCESSES, SQLD_CONNECTIONS).await).await;
 }
 
 /// No room at sqld: every connection it allows is taken (here the only one, by a stream the
@@ -115,19 +125,14 @@ async fn three_processes_on_redis_and_libsql_keep_every_promise() {
 /// Retry-After), not a 500, and the retry succeeds once there is room again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_libsql_server_out_of_connections_answers_503_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = start_redis(dir.path()).await.unwrap();
-    let sqld = start_sqld(dir.path(), 1).await.unwrap();
-    let url = format!("http://127.0.0.1:{}", sqld.port);
-    let runtime_config = dir.path().join("runtime-config.toml");
-    let database = SharedDatabase::Libsql(url.clone());
-    std::fs::write(&runtime_config, database.runtime_config(redis.port)).unwrap();
-    let mut config = AppConfig::new(&dir.path().join("process"));
-    config.runtime_config = Some(runtime_config);
-    let app = start_app(config).await;
+    let cluster = Cluster::on_libsql(1, 1).await;
+    let SharedDatabase::Libsql(url) = &cluster.database else {
+        unreachable!("a libSQL cluster")
+    };
+    let app = cluster.app(0);
     app.get("/catalog/categories").await.expect(200);
 
-    let held = HeldStream::open(&url).await.unwrap();
+    let held = HeldStream::open(url).await.unwrap();
     let refused = app.get("/catalog/categories").await;
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.problem(503)["type"], "urn:problem:unavailable");

@@ -173,19 +173,25 @@ impl SharedDatabase {
     }
 }
 
-/// One statement through sqld's HTTP API (Hrana over HTTP, `/v2/pipeline`).
-async fn libsql_integer(url: &str, sql: &str) -> Result<i64> {
-    let reply: Value = reqwest::Client::new()
+/// One request to sqld's HTTP API (Hrana over HTTP, `/v2/pipeline`), its answer as JSON.
+async fn pipeline(url: &str, request: Value) -> Result<Value> {
+    Ok(reqwest::Client::new()
         .post(format!("{url}/v2/pipeline"))
-        .json(&json!({"requests": [
-            {"type": "execute", "stmt": {"sql": sql}},
-            {"type": "close"},
-        ]}))
+        .json(&request)
         .send()
         .await?
         .error_for_status()?
         .json()
-        .await?;
+        .await?)
+}
+
+/// One statement through sqld's HTTP API, on a stream closed with it.
+async fn libsql_integer(url: &str, sql: &str) -> Result<i64> {
+    let request = json!({"requests": [
+        {"type": "execute", "stmt": {"sql": sql}},
+        {"type": "close"},
+    ]});
+    let reply = pipeline(url, request).await?;
     let cell = &reply["results"][0]["response"]["result"]["rows"][0][0];
     cell["value"]
         .as_str()
@@ -193,7 +199,7 @@ async fn libsql_integer(url: &str, sql: &str) -> Result<i64> {
         .with_context(|| format!("no integer in sqld's answer to {sql}: {reply}"))
 }
 
-/// A client stream held open at sqld (and so one of its connections) until dropped.
+/// A client stream held open at sqld (and so one of its connections) until closed.
 pub struct HeldStream {
     url: String,
     baton: String,
@@ -201,14 +207,8 @@ pub struct HeldStream {
 
 impl HeldStream {
     pub async fn open(url: &str) -> Result<Self> {
-        let reply: Value = reqwest::Client::new()
-            .post(format!("{url}/v2/pipeline"))
-            .json(&json!({"requests": [{"type": "execute", "stmt": {"sql": "SELECT 1"}}]}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let request = json!({"requests": [{"type": "execute", "stmt": {"sql": "SELECT 1"}}]});
+        let reply = pipeline(url, request).await?;
         let baton = reply["baton"]
             .as_str()
             .with_context(|| format!("no baton in sqld's answer: {reply}"))?;
@@ -219,12 +219,7 @@ impl HeldStream {
     }
 
     pub async fn close(self) -> Result<()> {
-        reqwest::Client::new()
-            .post(format!("{}/v2/pipeline", self.url))
-            .json(&json!({"baton": self.baton, "requests": [{"type": "close"}]}))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
+        let request = json!({"baton": self.baton, "requests": [{"type": "close"}]});
+        pipeline(&self.url, request).await.map(drop)
     }
 }
