@@ -76,11 +76,7 @@ pub fn unpack(model: &str, packed: &Packed) -> anyhow::Result<Index> {
     index.as_of_event = packed.as_of_event;
     index.snapshot_event = packed.as_of_event;
     index.values.reserve(ids.len() * width);
-    for (position, (id, record)) in ids
-        .iter()
-        .zip(packed.records.chunks_exact(size))
-        .enumerate()
-    {
+    for (id, record) in ids.iter().zip(packed.records.chunks_exact(size)) {
         let number = |range: std::ops::Range<usize>| &record[range];
         index.listings.push(Listing {
             item_id: (*id).to_owned(),
@@ -96,7 +92,6 @@ pub fn unpack(model: &str, packed: &Packed) -> anyhow::Result<Index> {
                 .chunks_exact(2)
                 .map(|pair| i16::from_le_bytes([pair[0], pair[1]])),
         );
-        index.positions.insert((*id).to_owned(), position);
     }
     Ok(index)
 }
@@ -184,11 +179,11 @@ mod tests {
         index.upsert("a", "property", "USD", 12, &Quantised::of(&[0.6, 0.8, 0.0]));
         index.upsert("b", "land", "EUR", -3, &Quantised::of(&[0.0, -1.0, 0.0]));
         index.as_of_event = 42;
-        let back = unpack("m@1", &pack(&index)).unwrap();
+        let mut back = unpack("m@1", &pack(&index)).unwrap();
         assert_eq!(back.listings, index.listings);
         assert_eq!(back.values, index.values);
         assert_eq!(back.scales, index.scales);
-        assert_eq!(back.positions, index.positions);
+        assert_eq!(back.positions(), index.positions());
         assert_eq!(back.categories, index.categories);
         assert_eq!((back.as_of_event, back.snapshot_event), (42, 42));
         let empty = unpack("m@1", &pack(&Index::new("m@1", 3))).unwrap();
