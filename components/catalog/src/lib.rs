@@ -193,11 +193,16 @@ async fn list_events(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiEr
         show_actors,
     )
     .await?;
-    let last = events
-        .last()
-        .and_then(|event| event["id"].as_i64())
-        .unwrap_or(after);
-    Ok(Reply::ok(
-        &json!({ "events": events, "last_event_id": last }),
-    ))
+    let last = events.last().and_then(db::raw_row_id).unwrap_or(after);
+    Ok(Reply::ok(&EventsPage {
+        events,
+        last_event_id: last,
+    }))
+}
+
+/// A page of the change feed as SQLite packed it (serialised as it is, never rebuilt).
+#[derive(serde::Serialize)]
+struct EventsPage {
+    events: Vec<db::RawRow>,
+    last_event_id: i64,
 }

@@ -1,8 +1,9 @@
 //! `GET /logs`: entries matching the filters, newest first, a keyset page at a time.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use shared::domain::accounts::active_user_id;
-use shared::platform::db::{self, Conditions, Param};
+use shared::platform::db::{self, Conditions, Param, RawRow, raw_row_id};
 use shared::platform::ids::is_uuid;
 use shared::platform::log::Level;
 use shared::web::cursor;
@@ -165,7 +166,7 @@ pub async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     let mut conditions = conditions(filters, user_id);
     let filter = conditions.where_clause();
     let limit_placeholder = conditions.bind(Param::Integer(limit + 1));
-    let mut entries: Vec<Value> = db
+    let mut entries: Vec<RawRow> = db
         .query_json(
             &format!(
                 "SELECT id, at, level, component, event, request_id, user_id, method, route,
@@ -181,12 +182,20 @@ pub async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
         entries.truncate(limit as usize);
         entries
             .last()
-            .and_then(|entry| entry["id"].as_i64())
+            .and_then(raw_row_id)
             .map(|id| cursor::encode(&id))
     } else {
         None
     };
-    Ok(Reply::ok(
-        &json!({ "entries": entries, "next_cursor": next_cursor }),
-    ))
+    Ok(Reply::ok(&Page {
+        entries,
+        next_cursor,
+    }))
+}
+
+/// A page of entries as SQLite packed them (serialised as they are, never rebuilt).
+#[derive(Serialize)]
+struct Page {
+    entries: Vec<RawRow>,
+    next_cursor: Option<String>,
 }

@@ -435,6 +435,19 @@ pub fn json_array_of(fields: &[(&str, &str)], order: &str) -> String {
     )
 }
 
+/// A row of [`Db::query_json`] kept as the JSON text SQLite wrote: a page that goes out as it
+/// came in is passed through without building a value for each of its fields.
+pub type RawRow = Box<serde_json::value::RawValue>;
+
+/// The integer `id` of a raw row (its other fields are skipped, not built).
+pub fn raw_row_id(row: &RawRow) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    serde_json::from_str::<Id>(row.get()).ok().map(|row| row.id)
+}
+
 /// A WHERE clause built condition by condition, with its parameters numbered as they are
 /// bound (so one value can appear in a condition twice).
 #[derive(Debug, Default)]
@@ -491,6 +504,17 @@ fn statement_summary(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_row_passes_through_unchanged_and_gives_its_id() {
+        let rows: Vec<RawRow> =
+            serde_json::from_str(r#"[{"id":7,"fields":{"a":[1,2]},"x":1.5},{"id":8}]"#).unwrap();
+        assert_eq!(rows[0].get(), r#"{"id":7,"fields":{"a":[1,2]},"x":1.5}"#);
+        assert_eq!(raw_row_id(&rows[0]), Some(7));
+        assert_eq!(raw_row_id(&rows[1]), Some(8));
+        let no_id: RawRow = serde_json::from_str(r#"{"name":"x"}"#).unwrap();
+        assert_eq!(raw_row_id(&no_id), None);
+    }
 
     fn failure(message: &str) -> DbError {
         DbError {

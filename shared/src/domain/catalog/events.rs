@@ -1,9 +1,7 @@
 //! The catalog's change feed: the outbox `catalog_events`, read in id order (ids follow commit
 //! order, so a follower reading "after N" never misses or repeats a change).
 
-use serde_json::Value;
-
-use crate::platform::db::{Db, Param};
+use crate::platform::db::{Db, Param, RawRow};
 use crate::web::ApiError;
 
 /// A page holds events up to about this many bytes of `data` (at least one event, however
@@ -17,7 +15,7 @@ pub async fn after(
     after: i64,
     limit: i64,
     show_actors: bool,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<RawRow>, ApiError> {
     let mut fields = vec![
         ("id", "id"),
         ("type", "type"),
