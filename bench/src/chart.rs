@@ -1,6 +1,6 @@
 //! The results as an SVG bar chart: one row per scenario, a bar for its rate as a share of the
-//! floor of the storage it cannot avoid, and a thinner one for its share of hello, with the
-//! p99 latency written beside it.
+//! floor of what it cannot avoid (storage, or a password hash), and a thinner one for its share
+//! of hello, with the p99 latency written beside it.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -34,7 +34,7 @@ pub fn svg(rows: &[Row], floors: &HashMap<Floor, f64>, connections: usize) -> St
     );
     let _ = writeln!(
         svg,
-        r##"<text x="10" y="40" fill="#555">thick bar: % of the scenario's storage floor (kv-get or sqlite-read; hello when it needs none); thin bar: % of hello</text>"##
+        r##"<text x="10" y="40" fill="#555">thick bar: % of the scenario's floor (kv-get, sqlite-read or argon2-verify; hello when it needs none); thin bar: % of hello</text>"##
     );
     for percent in [0, 25, 50, 75, 100] {
         let x = LABEL_WIDTH + BAR_WIDTH * percent / 100;

@@ -1,7 +1,8 @@
 //! `bench`: measures scenarios (routes with their setup) under real Spin and reports each one's
-//! requests/s, p50, p99 and errors against three platform floors measured in the same run:
-//! Spin's hello component, one key-value get, and one SQLite point read. Every scenario is read
-//! against hello and against the floor of the storage it cannot avoid. Results go to
+//! requests/s, p50, p99 and errors against platform floors measured in the same run: Spin's
+//! hello component, one key-value get, one SQLite point read and, when login runs, one argon2id
+//! verification. Every scenario is read against hello and against the floor of what it cannot
+//! avoid. Results go to
 //! bench/results/<time>.md with a chart beside it (<time>.svg).
 //!
 //!     cargo run --release -p bench                          # every scenario, 32 connections
@@ -69,6 +70,11 @@ struct Cli {
     #[arg(long)]
     out: Option<PathBuf>,
 
+    /// An extra argument for the app's `spin up` (not the floors'), repeatable: e.g.
+    /// `--app-arg=--max-instance-concurrent-reuse-count --app-arg=1`.
+    #[arg(long = "app-arg", value_name = "ARG", allow_hyphen_values = true)]
+    app_args: Vec<String>,
+
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
@@ -134,9 +140,10 @@ async fn start_target(
     let state = tempfile::tempdir()?;
     match target {
         Target::Floors => start(root.join("bench/spin.toml"), &[], &floor_seeds(), state).await,
-        Target::App => start(root.join("spin.toml"), &[], &[], state).await,
+        Target::App => start(root.join("spin.toml"), &[], &cli.app_args, state).await,
         Target::AppWithoutAccessLog => {
-            start(root.join("spin.toml"), &[("access_log", "off")], &[], state).await
+            let variables = [("access_log", "off")];
+            start(root.join("spin.toml"), &variables, &cli.app_args, state).await
         }
         Target::Seeded | Target::SeededWithoutAccessLog => {
             let with_log = target == Target::Seeded;
@@ -165,7 +172,7 @@ async fn start_target(
             eprintln!("seeded in {:.0?}", started.elapsed());
             let access_log = if with_log { "on" } else { "off" };
             let variables = [("log_hmac_key", BENCH_LOG_KEY), ("access_log", access_log)];
-            start(root.join("spin.toml"), &variables, &[], state).await
+            start(root.join("spin.toml"), &variables, &cli.app_args, state).await
         }
     }
 }
@@ -250,6 +257,19 @@ fn chosen(cli: &Cli) -> Result<Vec<Scenario>> {
     Ok(chosen)
 }
 
+/// The floors to measure: hello, key-value and SQLite always; the password hash only when a
+/// chosen scenario is read against it (it takes the cores for as long as it runs).
+fn floors_for(chosen: &[Scenario]) -> Vec<Scenario> {
+    FLOORS
+        .iter()
+        .filter(|floor| {
+            floor.name != Floor::Argon2.scenario()
+                || chosen.iter().any(|s| s.floor == Floor::Argon2)
+        })
+        .copied()
+        .collect()
+}
+
 /// One measured scenario, with the floors it is read against.
 pub struct Row {
     pub scenario: Scenario,
@@ -260,11 +280,7 @@ pub struct Row {
 fn floor_rates(floors: &[Row]) -> HashMap<Floor, f64> {
     let mut rates: HashMap<Floor, Vec<f64>> = HashMap::new();
     for row in floors {
-        let floor = match row.scenario.name {
-            "hello" => Floor::Hello,
-            "kv-get" => Floor::KeyValue,
-            _ => Floor::Sqlite,
-        };
+        let floor = Floor::of_scenario(row.scenario.name).expect("a floor scenario");
         rates
             .entry(floor)
             .or_default()
@@ -337,7 +353,8 @@ async fn main() -> Result<()> {
     needed.extend(chosen.iter().map(|s| s.target));
     let targets = targets(&cli, &needed).await?;
 
-    let total = chosen.len() + 2 * FLOORS.len();
+    let floor_scenarios = floors_for(&chosen);
+    let total = chosen.len() + 2 * floor_scenarios.len();
     let mut done = 0;
     let mut progress = |name: &str| {
         done += 1;
@@ -345,7 +362,7 @@ async fn main() -> Result<()> {
     };
     // The floors are measured before and after the scenarios; their means are the reference.
     let mut floor_rows = Vec::new();
-    for floor in FLOORS {
+    for floor in &floor_scenarios {
         progress(floor.name);
         floor_rows.push(Row {
             scenario: *floor,
@@ -368,7 +385,7 @@ async fn main() -> Result<()> {
             measurement,
         });
     }
-    for floor in FLOORS {
+    for floor in &floor_scenarios {
         progress(floor.name);
         floor_rows.push(Row {
             scenario: *floor,
@@ -383,16 +400,15 @@ async fn main() -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let header = format!(
-        "Run at unix time {now}, commit {}, under {}, {} connection(s), {} s measured after {} s warm-up, {} CPUs. Floors (mean of before and after): hello {:.0}/s, kv-get {:.0}/s, sqlite-read {:.0}/s.\n\n",
+        "Run at unix time {now}, commit {}, under {}, {} connection(s), {} s measured after {} s warm-up, {} CPUs{}. Floors (mean of before and after): {}.\n\n",
         git_commit(),
         spin_version(),
         cli.connections,
         cli.duration,
         cli.warmup,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        floors[&Floor::Hello],
-        floors[&Floor::KeyValue],
-        floors[&Floor::Sqlite],
+        app_args_note(&cli.app_args),
+        floors_note(&floor_scenarios, &floors),
     );
     let table = table(&all_rows, &floors)?;
     println!("{header}{table}");
@@ -417,4 +433,57 @@ fn spin_version() -> String {
         .ok()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         .unwrap_or_else(|| "spin (version unknown)".into())
+}
+
+/// Each measured floor's mean rate, in measuring order, for the results' header.
+fn floors_note(floor_scenarios: &[Scenario], rates: &HashMap<Floor, f64>) -> String {
+    floor_scenarios
+        .iter()
+        .map(|floor| {
+            let rate = rates[&Floor::of_scenario(floor.name).expect("a floor")];
+            format!("{} {rate:.0}/s", floor.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How the app's `spin up` differed from the defaults, for the results' header.
+fn app_args_note(app_args: &[String]) -> String {
+    if app_args.is_empty() {
+        String::new()
+    } else {
+        format!(", the app started with `{}`", app_args.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(floors: &[Scenario]) -> Vec<&'static str> {
+        floors.iter().map(|floor| floor.name).collect()
+    }
+
+    #[test]
+    fn the_hash_floor_runs_only_when_a_chosen_scenario_is_read_against_it() {
+        let authenticate = scenarios::find("authenticate").unwrap();
+        let login = scenarios::find("login").unwrap();
+        assert_eq!(
+            names(&floors_for(&[authenticate])),
+            ["hello", "kv-get", "sqlite-read"]
+        );
+        assert_eq!(
+            names(&floors_for(&[authenticate, login])),
+            ["hello", "kv-get", "sqlite-read", "argon2-verify"]
+        );
+    }
+
+    #[test]
+    fn every_floor_scenario_names_its_floor() {
+        for floor in FLOORS {
+            let measured = Floor::of_scenario(floor.name).expect("a floor");
+            assert_eq!(measured.scenario(), floor.name);
+        }
+        assert_eq!(Floor::of_scenario("login"), None);
+    }
 }

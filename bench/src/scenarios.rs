@@ -24,7 +24,7 @@ pub enum Target {
     SeededWithoutAccessLog,
 }
 
-/// The platform floor a scenario is read against: the storage it cannot avoid.
+/// The platform floor a scenario is read against: the storage (or the hash) it cannot avoid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Floor {
     /// Nothing but Spin: the hello component.
@@ -33,6 +33,8 @@ pub enum Floor {
     KeyValue,
     /// One SQLite point read by primary key.
     Sqlite,
+    /// One argon2id verification with the app's parameters (what a login cannot avoid).
+    Argon2,
 }
 
 impl Floor {
@@ -41,7 +43,15 @@ impl Floor {
             Floor::Hello => "hello",
             Floor::KeyValue => "kv-get",
             Floor::Sqlite => "sqlite-read",
+            Floor::Argon2 => "argon2-verify",
         }
+    }
+
+    /// The floor a floor scenario measures.
+    pub fn of_scenario(name: &str) -> Option<Floor> {
+        [Floor::Hello, Floor::KeyValue, Floor::Sqlite, Floor::Argon2]
+            .into_iter()
+            .find(|floor| floor.scenario() == name)
     }
 }
 
@@ -71,7 +81,7 @@ const fn scenario(
     }
 }
 
-use Floor::{Hello, KeyValue, Sqlite};
+use Floor::{Argon2, Hello, KeyValue, Sqlite};
 use Target::{App, AppWithoutAccessLog, Floors, Seeded, SeededWithoutAccessLog};
 
 pub const FLOORS: &[Scenario] = &[
@@ -95,6 +105,13 @@ pub const FLOORS: &[Scenario] = &[
         Hello,
         false,
         "GET /sqlite-read: one SQLite read by primary key",
+    ),
+    scenario(
+        "argon2-verify",
+        Floors,
+        Hello,
+        false,
+        "GET /argon2-verify: one argon2id verification (measured when a scenario needs it)",
     ),
 ];
 
@@ -230,9 +247,16 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario(
         "login",
         App,
-        Hello,
+        Argon2,
         false,
         "POST /auth/login with the right password (argon2id-bound)",
+    ),
+    scenario(
+        "login-no-access-log",
+        AppWithoutAccessLog,
+        Argon2,
+        false,
+        "POST /auth/login with access_log=off",
     ),
 ];
 
@@ -341,13 +365,14 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
         "hello" => get("/hello", None),
         "kv-get" => get("/kv-get", None),
         "sqlite-read" => get("/sqlite-read", None),
+        "argon2-verify" => get("/argon2-verify", None),
         "health" => get("/health", None),
         "openapi" => get("/openapi.json", None),
         "authenticate" | "authenticate-no-access-log" => get(
             "/auth/authenticate",
             Some(setup.token_for("bench-reader").await?),
         ),
-        "login" => {
+        "login" | "login-no-access-log" => {
             // One account per connection or so: the per-username throttle (rightly) refuses
             // more concurrent attempts on one account than its failure allowance.
             let users: Vec<String> = (0..LOGIN_USERS)
