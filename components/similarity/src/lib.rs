@@ -268,8 +268,7 @@ mod component {
         authenticate(ctx).await?;
         let request = search_request(ctx.json_body().await?)?;
         let db = db::connect().await?;
-        index::catch_up(&db).await?;
-        index::refresh(&db).await?;
+        index::update(&db).await?;
         let query = query_embedding(&request)?;
         let nearest = index::nearest(&query, request.k, &request.filter);
         let results = scored_listings(&db, &nearest).await?;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use shared::ApiError;
 use shared::platform::db::{Db, Param};
 
-use super::follow::decode_embedding;
+use super::follow::{catch_up, decode_embedding};
 use super::{INDEX, Index, Quantised, snapshot};
 use crate::model;
 
@@ -40,6 +40,42 @@ impl Drop for RefreshTurn {
     fn drop(&mut self) {
         REFRESHING.with(|refreshing| refreshing.set(false));
     }
+}
+
+/// Brings the listing rows up to date with the catalog, then this instance's copy up to date
+/// with the listing rows. Most searches find both current, which one statement tells them.
+pub async fn update(db: &Db) -> Result<(), ApiError> {
+    if is_current(db).await? {
+        return Ok(());
+    }
+    catch_up(db).await?;
+    refresh(db).await
+}
+
+/// Whether the listing rows have followed every catalog event and this instance's copy holds
+/// every listing row.
+async fn is_current(db: &Db) -> Result<bool, ApiError> {
+    let model_id = model::metadata().id();
+    let (copy_model, as_of_event) = INDEX.with(|index| {
+        let index = index.borrow();
+        (index.model.clone(), index.as_of_event)
+    });
+    if copy_model != model_id || as_of_event == 0 {
+        return Ok(false);
+    }
+    let rows = db
+        .query(
+            "SELECT coalesce((SELECT last_event_id FROM similarity_progress WHERE model = ?1), 0)
+                        >= coalesce((SELECT max(id) FROM catalog_events), 0)
+                    AND coalesce((SELECT max(event_id) FROM similarity_listings WHERE model = ?1), 0)
+                        <= ?2 AS current",
+            [Param::Text(model_id), Param::Integer(as_of_event)],
+        )
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no freshness row")))?;
+    Ok(row.get::<i64>("current")? == 1)
 }
 
 /// Brings this instance's copy of the index up to date with SQLite.
