@@ -128,16 +128,37 @@ pub struct Row<'a> {
     values: &'a [Value],
 }
 
-impl Row<'_> {
+impl<'a> Row<'a> {
     /// Column names compare as SQLite compares them, ignoring ASCII case: libSQL hands back
     /// an alias that is also a keyword (`AS first`) in capitals.
     pub fn get<T: FromValue>(&self, column: &str) -> anyhow::Result<T> {
+        T::from_value(self.value(column)?).with_context(|| format!("column {column:?}"))
+    }
+
+    /// A text column, borrowed: a value of megabytes need not be copied to be read.
+    pub fn text(&self, column: &str) -> anyhow::Result<&'a str> {
+        match self.value(column)? {
+            Value::Text(text) => Ok(text),
+            other => anyhow::bail!("column {column:?}: expected text, found {other:?}"),
+        }
+    }
+
+    /// A blob column, borrowed (text reads as its bytes, as [`FromValue`] for `Vec<u8>` does).
+    pub fn blob(&self, column: &str) -> anyhow::Result<&'a [u8]> {
+        match self.value(column)? {
+            Value::Blob(bytes) => Ok(bytes),
+            Value::Text(text) => Ok(text.as_bytes()),
+            other => anyhow::bail!("column {column:?}: expected a blob, found {other:?}"),
+        }
+    }
+
+    fn value(&self, column: &str) -> anyhow::Result<&'a Value> {
         let index = self
             .columns
             .iter()
             .position(|c| c.eq_ignore_ascii_case(column))
             .with_context(|| format!("no column {column:?} in the result {:?}", self.columns))?;
-        T::from_value(&self.values[index]).with_context(|| format!("column {column:?}"))
+        Ok(&self.values[index])
     }
 }
 
