@@ -329,54 +329,41 @@ impl<F: Fn(&(f32, usize), &(f32, usize)) -> std::cmp::Ordering> TopK<(f32, usize
 /// The dot product of two quantised vectors. Each pair of products is summed exactly in 32 bits
 /// (values stay within +-32767, so two products always fit), and the pair sums in four f32
 /// lanes, because sixteen products of full-scale values would overflow 32 bits. With Wasm SIMD one
-/// `i32x4.dot_i16x8_s` does eight multiplications; the portable loop below computes the same
-/// value in the same order, so native tests check what the component runs.
+/// `i32x4.dot_i16x8_s` does eight multiplications; the portable loop computes the same value in
+/// the same order, so native tests check what the component runs.
 fn integer_dot(row: &[i16], query: &[i16]) -> f32 {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    {
-        simd_integer_dot(row, query)
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    {
-        portable_integer_dot(row, query)
-    }
-}
-
-#[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
-fn portable_integer_dot(row: &[i16], query: &[i16]) -> f32 {
-    let mut lanes = [0f32; 4];
-    let (rows, queries) = (row.chunks_exact(8), query.chunks_exact(8));
-    let tail: i64 = rows
-        .remainder()
+    let whole = row.len().min(query.len()) / 8 * 8;
+    let tail: i64 = row[whole..]
         .iter()
-        .zip(queries.remainder())
+        .zip(&query[whole..])
         .map(|(v, q)| i64::from(*v) * i64::from(*q))
         .sum();
-    for (values, weights) in rows.zip(queries) {
+    lane_sum(&row[..whole], &query[..whole]) + tail as f32
+}
+
+/// The four lanes' sum, in order, over slices of whole chunks of eight.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn lane_sum(row: &[i16], query: &[i16]) -> f32 {
+    let mut lanes = [0f32; 4];
+    for (values, weights) in row.chunks_exact(8).zip(query.chunks_exact(8)) {
         for (lane, sum) in lanes.iter_mut().enumerate() {
             let pair = i32::from(values[2 * lane]) * i32::from(weights[2 * lane])
                 + i32::from(values[2 * lane + 1]) * i32::from(weights[2 * lane + 1]);
             *sum += pair as f32;
         }
     }
-    lanes[0] + lanes[1] + lanes[2] + lanes[3] + tail as f32
+    lanes[0] + lanes[1] + lanes[2] + lanes[3]
 }
 
+/// [`lane_sum`] with one `i32x4.dot_i16x8_s` per chunk.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn simd_integer_dot(row: &[i16], query: &[i16]) -> f32 {
+fn lane_sum(row: &[i16], query: &[i16]) -> f32 {
     use core::arch::wasm32::{
         f32x4_add, f32x4_convert_i32x4, f32x4_extract_lane, f32x4_splat, i32x4_dot_i16x8, v128,
         v128_load,
     };
     let mut lanes = f32x4_splat(0.0);
-    let (rows, queries) = (row.chunks_exact(8), query.chunks_exact(8));
-    let tail: i64 = rows
-        .remainder()
-        .iter()
-        .zip(queries.remainder())
-        .map(|(v, q)| i64::from(*v) * i64::from(*q))
-        .sum();
-    for (values, weights) in rows.zip(queries) {
+    for (values, weights) in row.chunks_exact(8).zip(query.chunks_exact(8)) {
         // SAFETY: each chunk is eight i16s, exactly one unaligned 128-bit load.
         let (values, weights) = unsafe {
             (
@@ -390,7 +377,6 @@ fn simd_integer_dot(row: &[i16], query: &[i16]) -> f32 {
         + f32x4_extract_lane::<1>(lanes)
         + f32x4_extract_lane::<2>(lanes)
         + f32x4_extract_lane::<3>(lanes)
-        + tail as f32
 }
 
 /// The `k` least items offered under `order`, kept sorted: an item worse than the current
@@ -567,7 +553,7 @@ mod tests {
                     .zip(&query)
                     .map(|(a, b)| i64::from(*a) * i64::from(*b))
                     .sum();
-                let dot = portable_integer_dot(&row, &query);
+                let dot = integer_dot(&row, &query);
                 assert!(
                     (dot as f64 - exact as f64).abs() <= exact.abs() as f64 * 1e-6,
                     "width {width}: {dot} vs {exact}"
