@@ -1,6 +1,7 @@
-//! The log's tamper evidence. Stored entries are sealed into a keyed hash chain in id order, in
-//! batches (whenever an entry id crosses a multiple of [`SEAL_EVERY`], and before the logs are
-//! verified), so writers never contend for the chain head:
+//! The log's tamper evidence. Stored entries are sealed into a keyed hash chain in id order, as
+//! they are stored ([`store_sealed`]); entries stored before that, or while the chain could not
+//! be extended, are sealed in batches (every [`SEAL_EVERY`] ids, and before the logs are
+//! verified):
 //!
 //! `hash(n) = HMAC-SHA-256(key, hash(n-1) || entry n)`
 //!
@@ -11,19 +12,21 @@
 //! Retention removes old entries from the start and records each removal as a `log.pruned`
 //! entry in the chain itself.
 
+use std::io::Write as _;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::domain::secrets::{Candidate, elected_key};
 use crate::platform::config;
-use crate::platform::crypto::{constant_time_eq, hex_hmac_sha256, hex_sha256, random_bytes};
+use crate::platform::crypto::{HmacSha256Key, constant_time_eq, hex_sha256, random_bytes};
 use crate::platform::db::{Db, Param};
 use crate::platform::kv::KvStore;
 use crate::platform::log::{COLUMNS, Entry, Event};
 use crate::web::ApiError;
 
-/// Entries are sealed into the chain at least every this many ids.
-pub const SEAL_EVERY: i64 = 256;
+/// Retention and catching up on unsealed entries ([`seal`]) run at least every this many ids.
+const SEAL_EVERY: i64 = 256;
 /// Most entries sealed by one transaction.
 const SEAL_BATCH: i64 = 2_000;
 /// Most entries removed by retention in one transaction.
@@ -39,44 +42,53 @@ const MIN_KEY_BYTES: usize = 32;
 #[derive(Clone)]
 pub struct ChainKey {
     pub id: String,
-    secret: Vec<u8>,
+    mac: HmacSha256Key,
 }
 
 impl ChainKey {
     pub fn new(secret: Vec<u8>) -> Self {
         Self {
             id: hex_sha256(&secret)[..16].to_owned(),
-            secret,
+            mac: HmacSha256Key::new(&secret),
         }
     }
 
-    /// The link that seals entry `id` after the entry hashed `previous`.
+    /// The link that seals entry `id` after the entry hashed `previous`: the MAC of `previous`,
+    /// a newline and the JSON array of the id and the entry's columns.
     pub fn link(&self, previous: &str, id: i64, entry: &Entry) -> String {
-        let canonical = json!([
+        let canonical = (
             id,
-            entry.at,
+            &entry.at,
             entry.at_ms,
-            entry.level,
-            entry.component,
-            entry.event,
-            entry.request_id,
-            entry.user_id,
-            entry.method,
-            entry.route,
+            &entry.level,
+            &entry.component,
+            &entry.event,
+            &entry.request_id,
+            &entry.user_id,
+            &entry.method,
+            &entry.route,
             entry.status,
             entry.duration_us,
-            entry.fields,
-        ]);
-        hex_hmac_sha256(&self.secret, format!("{previous}\n{canonical}").as_bytes())
+            &entry.fields,
+        );
+        let mut mac = self.mac.start();
+        mac.write_all(previous.as_bytes())
+            .and_then(|()| mac.write_all(b"\n"))
+            .expect("a MAC takes any bytes");
+        serde_json::to_writer(&mut mac, &canonical).expect("the columns serialise");
+        mac.finish_hex()
     }
 
     /// The MAC of the chain's recorded state.
     pub fn state_mac(&self, state: &ChainState) -> String {
-        let text = format!(
+        let mut mac = self.mac.start();
+        write!(
+            mac,
             "log_chain\n{}\n{}\n{}\n{}",
             state.sealed_through, state.head_hash, state.anchor_id, state.anchor_hash
-        );
-        hex_hmac_sha256(&self.secret, text.as_bytes())
+        )
+        .expect("a MAC takes any bytes");
+        mac.finish_hex()
     }
 }
 
@@ -139,9 +151,16 @@ impl ChainState {
 }
 
 pub async fn chain_state(db: &Db) -> Result<ChainState, ApiError> {
+    Ok(chain_head(db).await?.0)
+}
+
+/// The chain's state and the id of the newest stored entry (0 when there is none), in one
+/// statement.
+async fn chain_head(db: &Db) -> Result<(ChainState, i64), ApiError> {
     let rows = db
         .query(
-            "SELECT sealed_through, head_hash, anchor_id, anchor_hash, key_id, state_mac
+            "SELECT sealed_through, head_hash, anchor_id, anchor_hash, key_id, state_mac,
+                    (SELECT coalesce(max(id), 0) FROM log_entries) AS last_id
              FROM log_chain WHERE id = 1",
             [],
         )
@@ -149,14 +168,15 @@ pub async fn chain_state(db: &Db) -> Result<ChainState, ApiError> {
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("log_chain has no row")))?;
-    Ok(ChainState {
+    let state = ChainState {
         sealed_through: row.get("sealed_through")?,
         head_hash: row.get("head_hash")?,
         anchor_id: row.get("anchor_id")?,
         anchor_hash: row.get("anchor_hash")?,
         key_id: row.get("key_id")?,
         state_mac: row.get("state_mac")?,
-    })
+    };
+    Ok((state, row.get("last_id")?))
 }
 
 async fn save_state(db: &Db, key: &ChainKey, state: &ChainState) -> Result<(), ApiError> {
@@ -175,6 +195,65 @@ async fn save_state(db: &Db, key: &ChainKey, state: &ChainState) -> Result<(), A
     )
     .await?;
     Ok(())
+}
+
+/// How a batch of entries went into the log.
+enum Stored {
+    /// Linked into the chain in the transaction that stored them: ids `first..=last`.
+    Sealed { first: i64, last: i64 },
+    /// Stored unsealed, because the chain was not at the newest entry (entries stored before
+    /// sealing at write, or its state fails its MAC): [`seal`] catches up or refuses.
+    Unsealed,
+}
+
+/// Stores `entries` sealed into the chain: one write transaction reads the chain's head and
+/// the newest id, links the entries after it in memory and inserts them with their ids and
+/// links. SQLite takes one writer at a time anyway, so linking inside the insert's transaction
+/// adds no contention, and nothing is read back to be sealed later. Every [`SEAL_EVERY`] ids,
+/// and whenever the entries had to be stored unsealed, [`seal`] follows (retention, catching
+/// up).
+pub async fn store_sealed(db: &Db, component: &str, entries: &[Entry]) -> Result<(), ApiError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let key = chain_key(db).await?;
+    let stored = db
+        .in_transaction("BEGIN IMMEDIATE", async |db: &Db| {
+            link_and_store(db, &key, entries).await
+        })
+        .await?;
+    let seal_now = match stored {
+        Stored::Sealed { first, last } => (first..=last).any(|id| id % SEAL_EVERY == 0),
+        Stored::Unsealed => true,
+    };
+    if seal_now {
+        let retention_days = config::parse::<i64>("log_retention_days", |d| *d > 0).await?;
+        seal(db, component, retention_days).await?;
+    }
+    Ok(())
+}
+
+async fn link_and_store(db: &Db, key: &ChainKey, entries: &[Entry]) -> Result<Stored, ApiError> {
+    let (mut state, last_id) = chain_head(db).await?;
+    if last_id != state.sealed_through || !state.is_authentic(key) {
+        crate::platform::log::store(db, entries).await?;
+        return Ok(Stored::Unsealed);
+    }
+    let links: Vec<String> = entries
+        .iter()
+        .zip(last_id + 1..)
+        .map(|(entry, id)| {
+            state.head_hash = key.link(&state.head_hash, id, entry);
+            state.head_hash.clone()
+        })
+        .collect();
+    crate::platform::log::store_linked(db, last_id + 1, entries, &links).await?;
+    state.sealed_through = last_id + entries.len() as i64;
+    save_state(db, key, &state).await?;
+    Ok(Stored::Sealed {
+        first: last_id + 1,
+        last: state.sealed_through,
+    })
 }
 
 /// Reads entries with id in `(after, through]`, in id order, at most `limit`, packed by SQLite
@@ -493,6 +572,53 @@ mod tests {
             base
         );
         assert_eq!(key.link(GENESIS_HASH, 1, &entry()), base);
+    }
+
+    /// Links and state MACs as every earlier version computed them: chains already stored must
+    /// keep verifying.
+    #[test]
+    fn links_and_state_macs_are_the_ones_earlier_versions_stored() {
+        use crate::platform::crypto::hex_hmac_sha256;
+        let secret = b"a key of at least thirty-two bytes!!".to_vec();
+        let key = ChainKey::new(secret.clone());
+        let mut unusual = entry();
+        unusual.user_id = Some("ünïcode \"quoted\" \\ tab\t newline\n \u{1}".into());
+        unusual.request_id = None;
+        unusual.status = None;
+        unusual.fields = "{\"path\":\"/a?b=\\\"c\\\"\"}".into();
+        for (id, entry) in [(1, entry()), (i64::MAX, unusual)] {
+            let canonical = json!([
+                id,
+                entry.at,
+                entry.at_ms,
+                entry.level,
+                entry.component,
+                entry.event,
+                entry.request_id,
+                entry.user_id,
+                entry.method,
+                entry.route,
+                entry.status,
+                entry.duration_us,
+                entry.fields,
+            ]);
+            let earlier =
+                hex_hmac_sha256(&secret, format!("{GENESIS_HASH}\n{canonical}").as_bytes());
+            assert_eq!(key.link(GENESIS_HASH, id, &entry), earlier);
+        }
+        let state = ChainState {
+            sealed_through: 12,
+            head_hash: "ab".repeat(32),
+            anchor_id: 3,
+            anchor_hash: GENESIS_HASH.into(),
+            key_id: None,
+            state_mac: None,
+        };
+        let text = format!("log_chain\n12\n{}\n3\n{GENESIS_HASH}", "ab".repeat(32));
+        assert_eq!(
+            key.state_mac(&state),
+            hex_hmac_sha256(&secret, text.as_bytes())
+        );
     }
 
     #[test]
