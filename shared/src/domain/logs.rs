@@ -1,7 +1,6 @@
-//! The log's tamper evidence. Stored entries are sealed into a keyed hash chain in id order, as
-//! they are stored ([`store_sealed`]); entries stored before that, or while the chain could not
-//! be extended, are sealed in batches (every [`SEAL_EVERY`] ids, and before the logs are
-//! verified):
+//! The log's tamper evidence. Stored entries are sealed into a keyed hash chain in id order, in
+//! batches (whenever an entry id crosses a multiple of [`SEAL_EVERY`], and before the logs are
+//! verified), so writers never contend for the chain head:
 //!
 //! `hash(n) = HMAC-SHA-256(key, hash(n-1) || entry n)`
 //!
@@ -25,8 +24,8 @@ use crate::platform::kv::KvStore;
 use crate::platform::log::{COLUMNS, Entry, Event};
 use crate::web::ApiError;
 
-/// Retention and catching up on unsealed entries ([`seal`]) run at least every this many ids.
-const SEAL_EVERY: i64 = 256;
+/// Entries are sealed into the chain at least every this many ids.
+pub const SEAL_EVERY: i64 = 256;
 /// Most entries sealed by one transaction.
 const SEAL_BATCH: i64 = 2_000;
 /// Most entries removed by retention in one transaction.
@@ -151,16 +150,9 @@ impl ChainState {
 }
 
 pub async fn chain_state(db: &Db) -> Result<ChainState, ApiError> {
-    Ok(chain_head(db).await?.0)
-}
-
-/// The chain's state and the id of the newest stored entry (0 when there is none), in one
-/// statement.
-async fn chain_head(db: &Db) -> Result<(ChainState, i64), ApiError> {
     let rows = db
         .query(
-            "SELECT sealed_through, head_hash, anchor_id, anchor_hash, key_id, state_mac,
-                    (SELECT coalesce(max(id), 0) FROM log_entries) AS last_id
+            "SELECT sealed_through, head_hash, anchor_id, anchor_hash, key_id, state_mac
              FROM log_chain WHERE id = 1",
             [],
         )
@@ -168,15 +160,14 @@ async fn chain_head(db: &Db) -> Result<(ChainState, i64), ApiError> {
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("log_chain has no row")))?;
-    let state = ChainState {
+    Ok(ChainState {
         sealed_through: row.get("sealed_through")?,
         head_hash: row.get("head_hash")?,
         anchor_id: row.get("anchor_id")?,
         anchor_hash: row.get("anchor_hash")?,
         key_id: row.get("key_id")?,
         state_mac: row.get("state_mac")?,
-    };
-    Ok((state, row.get("last_id")?))
+    })
 }
 
 async fn save_state(db: &Db, key: &ChainKey, state: &ChainState) -> Result<(), ApiError> {
@@ -195,65 +186,6 @@ async fn save_state(db: &Db, key: &ChainKey, state: &ChainState) -> Result<(), A
     )
     .await?;
     Ok(())
-}
-
-/// How a batch of entries went into the log.
-enum Stored {
-    /// Linked into the chain in the transaction that stored them: ids `first..=last`.
-    Sealed { first: i64, last: i64 },
-    /// Stored unsealed, because the chain was not at the newest entry (entries stored before
-    /// sealing at write, or its state fails its MAC): [`seal`] catches up or refuses.
-    Unsealed,
-}
-
-/// Stores `entries` sealed into the chain: one write transaction reads the chain's head and
-/// the newest id, links the entries after it in memory and inserts them with their ids and
-/// links. SQLite takes one writer at a time anyway, so linking inside the insert's transaction
-/// adds no contention, and nothing is read back to be sealed later. Every [`SEAL_EVERY`] ids,
-/// and whenever the entries had to be stored unsealed, [`seal`] follows (retention, catching
-/// up).
-pub async fn store_sealed(db: &Db, component: &str, entries: &[Entry]) -> Result<(), ApiError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let key = chain_key(db).await?;
-    let stored = db
-        .in_transaction("BEGIN IMMEDIATE", async |db: &Db| {
-            link_and_store(db, &key, entries).await
-        })
-        .await?;
-    let seal_now = match stored {
-        Stored::Sealed { first, last } => (first..=last).any(|id| id % SEAL_EVERY == 0),
-        Stored::Unsealed => true,
-    };
-    if seal_now {
-        let retention_days = config::parse::<i64>("log_retention_days", |d| *d > 0).await?;
-        seal(db, component, retention_days).await?;
-    }
-    Ok(())
-}
-
-async fn link_and_store(db: &Db, key: &ChainKey, entries: &[Entry]) -> Result<Stored, ApiError> {
-    let (mut state, last_id) = chain_head(db).await?;
-    if last_id != state.sealed_through || !state.is_authentic(key) {
-        crate::platform::log::store(db, entries).await?;
-        return Ok(Stored::Unsealed);
-    }
-    let links: Vec<String> = entries
-        .iter()
-        .zip(last_id + 1..)
-        .map(|(entry, id)| {
-            state.head_hash = key.link(&state.head_hash, id, entry);
-            state.head_hash.clone()
-        })
-        .collect();
-    crate::platform::log::store_linked(db, last_id + 1, entries, &links).await?;
-    state.sealed_through = last_id + entries.len() as i64;
-    save_state(db, key, &state).await?;
-    Ok(Stored::Sealed {
-        first: last_id + 1,
-        last: state.sealed_through,
-    })
 }
 
 /// Reads entries with id in `(after, through]`, in id order, at most `limit`, packed by SQLite

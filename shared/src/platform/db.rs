@@ -20,9 +20,10 @@
 //! here depends on them succeeding.
 //!
 //! Temporary data stays in memory (`temp_store = MEMORY`): a statement inside a transaction
-//! that writes many rows (a batch of log entries and its index pages) keeps a statement journal,
-//! which SQLite otherwise spills to a new temporary file past 64 KiB. Measured under Spin, the
-//! log's batches created, wrote and deleted such a file about once per batch.
+//! that writes many rows (the log's seal updating a batch of entries, say) keeps a statement
+//! journal, which SQLite otherwise spills to a new temporary file past 64 KiB. Measured under
+//! Spin with log batches inserted inside a transaction, that was a file created, written and
+//! deleted about once per batch (bench/RESULTS.md).
 
 use std::cell::RefCell;
 use std::ops::Deref;

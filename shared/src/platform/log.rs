@@ -233,51 +233,23 @@ pub fn write_operator_line(level: Level, component: &str, event: &str, fields: V
     );
 }
 
-/// Stores `entries`, not linked into the chain yet, with one INSERT on `db`. The batch travels
-/// as one JSON array of rows: one parameter instead of twelve per entry, and one statement text
-/// whatever the batch size, so SQLite prepares it once.
-pub async fn store(db: &Db, entries: &[Entry]) -> Result<(), DbError> {
+/// Stores `entries` with one INSERT on `db` and returns the id of the last one. The batch
+/// travels as one JSON array of rows: one parameter instead of twelve per entry, and one
+/// statement text whatever the batch size, so SQLite prepares it once.
+pub async fn store(db: &Db, entries: &[Entry]) -> Result<i64, DbError> {
     let rows = Value::Array(entries.iter().map(Entry::json_row).collect()).to_string();
-    db.execute(&insert_from_json(&[]), [Param::Text(rows)])
-        .await
-}
-
-/// Stores `entries` already linked into the chain, in one INSERT: entry `i` gets the id
-/// `first_id + i` and the link `links[i]`.
-pub async fn store_linked(
-    db: &Db,
-    first_id: i64,
-    entries: &[Entry],
-    links: &[String],
-) -> Result<(), DbError> {
-    let rows = entries
-        .iter()
-        .zip(links)
-        .zip(first_id..)
-        .map(|((entry, link), id)| {
-            let mut row = entry.json_row();
-            if let Value::Array(values) = &mut row {
-                values.extend([Value::from(id), Value::from(link.as_str())]);
-            }
-            row
-        });
-    let rows = Value::Array(rows.collect()).to_string();
-    db.execute(&insert_from_json(&["id", "hash"]), [Param::Text(rows)])
-        .await
-}
-
-/// `INSERT INTO log_entries` of [`COLUMNS`] and then `extra` columns, from a JSON array of
-/// rows that list their values in that order.
-fn insert_from_json(extra: &[&str]) -> String {
-    let columns = std::iter::once(COLUMNS).chain(extra.iter().copied());
-    let values = (0..12 + extra.len())
+    let values = (0..12)
         .map(|index| format!("value ->> {index}"))
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "INSERT INTO log_entries ({}) SELECT {values} FROM json_each(?)",
-        columns.collect::<Vec<_>>().join(", ")
+    db.execute(
+        &format!("INSERT INTO log_entries ({COLUMNS}) SELECT {values} FROM json_each(?)"),
+        [Param::Text(rows)],
     )
+    .await?;
+    // The SQL function, not the host's `last_insert_rowid`: libSQL answers the latter with 0.
+    // The connection is this task's alone, so no other insert can come between.
+    db.query_integer("SELECT last_insert_rowid()", []).await
 }
 
 #[cfg(test)]

@@ -478,67 +478,6 @@ async fn concurrent_requests_keep_the_chain_valid() {
     assert!(report["entries_checked"].as_i64().unwrap() >= 150);
 }
 
-/// The chain's recorded head and the number of stored entries without a link.
-fn chain_head_and_unsealed(app: &TestApp) -> (i64, i64, i64) {
-    open_database(app)
-        .query_row(
-            "SELECT sealed_through, (SELECT coalesce(max(id), 0) FROM log_entries),
-                    (SELECT count(*) FROM log_entries WHERE hash IS NULL)
-             FROM log_chain",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap()
-}
-
-#[tokio::test]
-async fn entries_are_sealed_in_the_transaction_that_stores_them() {
-    let (app, admin) = app_with_admin().await;
-    for _ in 0..20 {
-        app.get("/health").await.expect(200);
-    }
-    wait_for(&app, &admin, "?component=health", 20).await;
-    // No verification has run: whatever is stored is already linked, and the head is the newest.
-    let (sealed_through, newest, unsealed) = chain_head_and_unsealed(&app);
-    assert_eq!(unsealed, 0);
-    assert_eq!(sealed_through, newest);
-    let report = verify_chain(&app, &admin).await;
-    assert_eq!(report["valid"], true, "{report}");
-}
-
-#[tokio::test]
-async fn entries_stored_unsealed_are_sealed_with_the_next_batch() {
-    let (app, admin) = app_with_admin().await;
-    app.get("/health").await.expect(200);
-    wait_for(&app, &admin, "?component=health", 1).await;
-    // As an earlier version stored them: no link, the chain's head behind the newest entry.
-    open_database(&app)
-        .execute_batch(
-            "INSERT INTO log_entries (at, at_ms, level, component, event, fields)
-             VALUES ('2026-01-01T00:00:00.000Z', 1767225600000, 'info', 'health', 'old.entry', '{}'),
-                    ('2026-01-01T00:00:01.000Z', 1767225601000, 'info', 'health', 'old.entry', '{}');",
-        )
-        .unwrap();
-    app.get("/health").await.expect(200);
-    app.eventually(|| async {
-        let (sealed_through, newest, unsealed) = chain_head_and_unsealed(&app);
-        (unsealed == 0 && sealed_through == newest).then_some(())
-    })
-    .await;
-    let report = verify_chain(&app, &admin).await;
-    assert_eq!(report["valid"], true, "{report}");
-    let old = logs(&app, &admin, "?event=old.entry").await;
-    assert_eq!(old["entries"].as_array().unwrap().len(), 2, "{old}");
-    assert!(
-        old["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["sealed"] == true),
-        "{old}"
-    );
-}
-
 #[tokio::test]
 async fn retention_prunes_old_entries_and_the_chain_still_verifies() {
     let (app, admin) = app_with_admin().await;
@@ -546,16 +485,15 @@ async fn retention_prunes_old_entries_and_the_chain_still_verifies() {
         app.get("/health").await.expect(200);
     }
     wait_for(&app, &admin, "?component=health", 5).await;
-    // Age the first entries beyond the 30-day retention. That edit breaks their links, but
-    // retention removes them and the chain restarts from the last one's stored link.
+    // Age the first entries (still unsealed) beyond the 30-day retention.
     let forty_days_ms = 40 * 86_400_000_i64;
     let aged = open_database(&app)
         .execute(
-            "UPDATE log_entries SET at_ms = at_ms - ?1 WHERE id IN (SELECT id FROM log_entries ORDER BY id LIMIT 3)",
+            "UPDATE log_entries SET at_ms = at_ms - ?1 WHERE id IN (SELECT id FROM log_entries ORDER BY id LIMIT 3) AND hash IS NULL",
             [forty_days_ms],
         )
         .unwrap();
-    assert_eq!(aged, 3);
+    assert_eq!(aged, 3, "the entries were not sealed yet");
     let report = verify_chain(&app, &admin).await;
     assert_eq!(report["valid"], true, "{report}");
     assert_eq!(report["anchor_id"], 3, "{report}");

@@ -317,7 +317,7 @@ async fn retention_records_each_prune_in_the_chain_and_verify_reports_the_unseal
     let forty_days_ms = 40 * 86_400_000_i64;
     open_database(&app)
         .execute(
-            "UPDATE log_entries SET at_ms = at_ms - ?1 WHERE id IN (SELECT id FROM log_entries ORDER BY id LIMIT 3)",
+            "UPDATE log_entries SET at_ms = at_ms - ?1 WHERE id IN (SELECT id FROM log_entries ORDER BY id LIMIT 3) AND hash IS NULL",
             [forty_days_ms],
         )
         .unwrap();
