@@ -1,9 +1,11 @@
 //! A regression test for the delayed-ACK stall: Spin does not set TCP_NODELAY, so a response
 //! whose last bytes leave in a write of their own waits about 40 ms for the client's delayed ACK
 //! on a keep-alive connection. Responses declare their length and leave whole, so sequential
-//! requests on one connection take a few milliseconds. The margin is wide (at most one request
-//! in ten over 20 ms, where a stall on every other request was the rule); the figures themselves
-//! are measured by `bench`.
+//! requests on one connection take a few milliseconds. The stall is a floor of 40 ms under most
+//! requests (before the fix, /health's median was 44 ms), while a busy machine (CI runs several
+//! suites at once) delays a few requests by anything up to tens of milliseconds. So the test
+//! reads the median and the share of requests at the stall's height, not single requests; the
+//! figures themselves are measured by `bench`.
 
 use std::time::{Duration, Instant};
 
@@ -63,14 +65,16 @@ async fn sequential_requests_on_one_connection_do_not_wait_for_delayed_acks() {
         "/messages/unread",
         "/openapi.json",
     ] {
-        let times = sequential_gets(&app.spin.base_url, path, &token, 60).await;
-        let slow = times
+        let mut times = sequential_gets(&app.spin.base_url, path, &token, 60).await;
+        times.sort();
+        let median = times[times.len() / 2];
+        let stalled = times
             .iter()
-            .filter(|time| **time > Duration::from_millis(20))
+            .filter(|time| **time >= Duration::from_millis(38))
             .count();
         assert!(
-            slow <= 6,
-            "{path}: {slow} of 60 requests took over 20 ms: {times:?}"
+            median < Duration::from_millis(20) && stalled <= times.len() / 4,
+            "{path}: median {median:?}, {stalled} of 60 requests took 38 ms or more: {times:?}"
         );
     }
 }
