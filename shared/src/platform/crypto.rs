@@ -8,11 +8,11 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// Lower-case hex HMAC-SHA-256 of `message` under `key`.
+/// Lower-case hex HMAC-SHA-256 of `message` under `key`, for one message under a key.
 pub fn hex_hmac_sha256(key: &[u8], message: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(message);
-    hex(&mac.finalize().into_bytes())
+    let mut mac = HmacSha256Key::new(key).start();
+    mac.0.update(message);
+    mac.finish_hex()
 }
 
 /// An HMAC-SHA-256 key whose pads are hashed once, for many messages under the same key (two
