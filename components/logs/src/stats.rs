@@ -2,19 +2,23 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use shared::platform::db::{self, Param};
 use shared::platform::time;
 use shared::{ApiError, Reply, RequestCtx};
 
 use crate::{format_millis, timestamp};
 
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
 /// The range and bucket size of a stats request, in milliseconds.
 struct Range {
     since: i64,
     until: i64,
-    /// No `until` was given: everything from `since` on, so the current minute is read from its
-    /// count rather than counted entry by entry.
+    /// No `until` was given: everything from `since` on, so the current minute (or hour) is read
+    /// from its count rather than counted entry by entry.
     open_ended: bool,
     bucket_ms: i64,
 }
@@ -24,15 +28,15 @@ fn range(ctx: &RequestCtx) -> Result<Range, ApiError> {
     let since = query.optional("since", timestamp);
     let until = query.optional("until", timestamp);
     let bucket = query.optional("bucket", |value| match value {
-        "minute" => Ok(60_000),
-        "hour" => Ok(3_600_000),
-        "day" => Ok(86_400_000),
+        "minute" => Ok(MINUTE_MS),
+        "hour" => Ok(HOUR_MS),
+        "day" => Ok(DAY_MS),
         _ => Err("must be minute, hour or day".to_owned()),
     });
     let (since, until, bucket) = query.finish((since, until, bucket))?;
     let open_ended = until.is_none();
     let until = until.unwrap_or_else(|| time::unix_millis() + 1);
-    let since = since.unwrap_or(until - 86_400_000);
+    let since = since.unwrap_or(until - DAY_MS);
     if since >= until {
         return Err(ApiError::bad_query("since", "must be before until"));
     }
@@ -40,122 +44,171 @@ fn range(ctx: &RequestCtx) -> Result<Range, ApiError> {
         since,
         until,
         open_ended,
-        bucket_ms: bucket.unwrap_or(3_600_000),
+        bucket_ms: bucket.unwrap_or(HOUR_MS),
     })
 }
 
-/// One (bucket, component, status class) count.
-#[derive(serde::Deserialize)]
-struct Count {
-    bucket: i64,
-    component: String,
-    class: String,
-    n: i64,
-}
-
-const MINUTE_MS: i64 = 60_000;
-
-/// Where the range reads the per-minute counts: the whole minutes inside it, `[from, to)`.
-/// The partial minutes at either end are counted from the entries themselves. A range within
-/// one minute has no whole minute: `from == to == since`, and the entries answer it all. An
-/// open-ended range takes every minute from `from` on.
-fn whole_minutes(range: &Range) -> (i64, i64) {
-    // The first minute boundary at or after `since`.
-    let from = (range.since + MINUTE_MS - 1).div_euclid(MINUTE_MS) * MINUTE_MS;
-    if range.open_ended {
+/// The whole periods of `period_ms` inside `[since, until)`, as `[from, to)`; an open-ended
+/// range takes every period from `from` on. With no whole period inside, `from == to == since`,
+/// so the finer counts answer it all.
+fn whole_periods(since: i64, until: i64, open_ended: bool, period_ms: i64) -> (i64, i64) {
+    // The first period boundary at or after `since`.
+    let from = (since + period_ms - 1).div_euclid(period_ms) * period_ms;
+    if open_ended {
         return (from, i64::MAX);
     }
-    let to = range.until.div_euclid(MINUTE_MS) * MINUTE_MS;
+    let to = until.div_euclid(period_ms) * period_ms;
     if to <= from {
-        (range.since, range.since)
+        (since, since)
     } else {
         (from, to)
     }
 }
 
-/// The counts, from `log_minute_counts` (kept by triggers, migration 0012) for the whole
-/// minutes and from the entries for the ends; packed into one JSON row by SQLite, since Spin
-/// hands rows to the component one host call each. Buckets are whole minutes, so each minute's
-/// count falls in one bucket.
-async fn counts(range: &Range) -> Result<Vec<Count>, ApiError> {
-    let (from, to) = whole_minutes(range);
-    let counts = db::connect()
+/// Where each part of the range is counted: whole hours from `log_hour_counts` (only when
+/// buckets are hours or longer), the minutes around them from `log_minute_counts` (both kept by
+/// triggers, migrations 0012 and 0014), and the partial minutes at the ends from the entries.
+struct Sources {
+    minutes: (i64, i64),
+    hours: (i64, i64),
+}
+
+fn sources(range: &Range) -> Sources {
+    let minutes = whole_periods(range.since, range.until, range.open_ended, MINUTE_MS);
+    let hours = if range.bucket_ms >= HOUR_MS {
+        whole_periods(minutes.0, minutes.1, range.open_ended, HOUR_MS)
+    } else {
+        // No hour is read: the minutes cover everything from their start.
+        (minutes.0, minutes.0)
+    };
+    Sources { minutes, hours }
+}
+
+/// Counts per (period start, component, status class), where a period is an hour, a minute
+/// or the entries' own minute: packed by SQLite into one JSON array without sorting (the
+/// stored counts come in key order, and a GROUP BY over tens of thousands of per-minute rows
+/// was most of a request), and folded into buckets by [`stats`].
+type PeriodCount = (i64, String, String, i64);
+
+async fn counts(range: &Range) -> Result<Vec<PeriodCount>, ApiError> {
+    let Sources { minutes, hours } = sources(range);
+    let rows = db::connect()
         .await?
-        .query_json(
-            "SELECT component, class, (at_ms / ?1) * ?1 AS bucket, sum(n) AS n
+        .query(
+            "SELECT json_group_array(json_array(period_ms, component, class, n)) AS packed
              FROM (
-                 SELECT minute_ms AS at_ms, component, class, n FROM log_minute_counts
-                 WHERE minute_ms >= ?4 AND minute_ms < ?5
+                 SELECT hour_ms AS period_ms, component, class, n FROM log_hour_counts
+                 WHERE hour_ms >= ?5 AND hour_ms < ?6
                  UNION ALL
-                 SELECT at_ms, component,
-                        CASE WHEN status IS NULL THEN 'none' ELSE (status / 100) || 'xx' END, 1
+                 SELECT minute_ms, component, class, n FROM log_minute_counts
+                 WHERE (minute_ms >= ?3 AND minute_ms < ?5) OR (minute_ms >= ?6 AND minute_ms < ?4)
+                 UNION ALL
+                 SELECT (at_ms / 60000) * 60000, component,
+                        CASE WHEN status IS NULL THEN 'none' ELSE (status / 100) || 'xx' END,
+                        count(*)
                  FROM log_entries
-                 WHERE (at_ms >= ?2 AND at_ms < ?4) OR (at_ms >= ?5 AND at_ms < ?3)
-             )
-             GROUP BY component, class, bucket",
-            &[
-                ("bucket", "bucket"),
-                ("component", "component"),
-                ("class", "class"),
-                ("n", "n"),
-            ],
-            "bucket, component, class",
+                 WHERE (at_ms >= ?1 AND at_ms < ?3) OR (at_ms >= ?4 AND at_ms < ?2)
+                 GROUP BY 1, 2, 3
+             )",
             [
-                Param::Integer(range.bucket_ms),
                 Param::Integer(range.since),
                 Param::Integer(range.until),
-                Param::Integer(from),
-                Param::Integer(to),
+                Param::Integer(minutes.0),
+                Param::Integer(minutes.1),
+                Param::Integer(hours.0),
+                Param::Integer(hours.1),
             ],
         )
         .await?;
-    Ok(counts)
+    let Some(row) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let packed = row.text("packed").map_err(ApiError::internal)?;
+    serde_json::from_str(packed).map_err(ApiError::internal)
+}
+
+/// The response: totals, then per bucket, then per (bucket, component, status class). Built
+/// from borrowed counts and serialised once: a day by minute is thousands of breakdown rows.
+#[derive(Serialize)]
+struct Stats<'a> {
+    since: String,
+    until: String,
+    bucket_seconds: i64,
+    total: i64,
+    by_component: BTreeMap<&'a str, i64>,
+    by_status_class: BTreeMap<&'a str, i64>,
+    buckets: Vec<Bucket<'a>>,
+    breakdown: Vec<BreakdownRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct Bucket<'a> {
+    start: &'a str,
+    count: i64,
+    by_status_class: BTreeMap<&'a str, i64>,
+}
+
+#[derive(Serialize)]
+struct BreakdownRow<'a> {
+    bucket: &'a str,
+    component: &'a str,
+    status_class: &'a str,
+    count: i64,
 }
 
 pub async fn stats(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     let range = range(ctx)?;
     let counts = counts(&range).await?;
+    // Periods are whole minutes or hours, and buckets whole multiples of them.
+    let mut folded: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
+    for (period_ms, component, class, n) in &counts {
+        let bucket = period_ms.div_euclid(range.bucket_ms) * range.bucket_ms;
+        *folded.entry((bucket, component, class)).or_default() += n;
+    }
+    // Each bucket's start is formatted once, however many rows it has.
+    let starts: BTreeMap<i64, String> = folded
+        .keys()
+        .map(|(bucket, _, _)| (*bucket, format_millis(*bucket)))
+        .collect();
     let mut by_component: BTreeMap<&str, i64> = BTreeMap::new();
     let mut by_class: BTreeMap<&str, i64> = BTreeMap::new();
     let mut by_bucket: BTreeMap<i64, BTreeMap<&str, i64>> = BTreeMap::new();
-    for count in &counts {
-        *by_component.entry(&count.component).or_default() += count.n;
-        *by_class.entry(&count.class).or_default() += count.n;
+    for (&(bucket, component, class), &n) in &folded {
+        *by_component.entry(component).or_default() += n;
+        *by_class.entry(class).or_default() += n;
         *by_bucket
-            .entry(count.bucket)
+            .entry(bucket)
             .or_default()
-            .entry(&count.class)
-            .or_default() += count.n;
+            .entry(class)
+            .or_default() += n;
     }
-    let buckets: Vec<Value> = by_bucket
+    let buckets = by_bucket
         .into_iter()
-        .map(|(start, classes)| {
-            json!({
-                "start": format_millis(start),
-                "count": classes.values().sum::<i64>(),
-                "by_status_class": classes,
-            })
+        .map(|(start, classes)| Bucket {
+            start: &starts[&start],
+            count: classes.values().sum(),
+            by_status_class: classes,
         })
         .collect();
-    let breakdown: Vec<Value> = counts
+    let breakdown = folded
         .iter()
-        .map(|count| {
-            json!({
-                "bucket": format_millis(count.bucket),
-                "component": count.component,
-                "status_class": count.class,
-                "count": count.n,
-            })
-        })
+        .map(
+            |(&(bucket, component, status_class), &count)| BreakdownRow {
+                bucket: &starts[&bucket],
+                component,
+                status_class,
+                count,
+            },
+        )
         .collect();
-    Ok(Reply::ok(&json!({
-        "since": format_millis(range.since),
-        "until": format_millis(range.until),
-        "bucket_seconds": range.bucket_ms / 1000,
-        "total": counts.iter().map(|count| count.n).sum::<i64>(),
-        "by_component": by_component,
-        "by_status_class": by_class,
-        "buckets": buckets,
-        "breakdown": breakdown,
-    })))
+    Ok(Reply::ok(&Stats {
+        since: format_millis(range.since),
+        until: format_millis(range.until),
+        bucket_seconds: range.bucket_ms / 1000,
+        total: folded.values().sum(),
+        by_component,
+        by_status_class: by_class,
+        buckets,
+        breakdown,
+    }))
 }

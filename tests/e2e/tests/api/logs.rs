@@ -228,21 +228,26 @@ async fn only_admins_may_read_the_logs() {
     }
 }
 
-/// (component, status class, count) per bucket, in bucket order, as SQLite counts them from
-/// the entries themselves over [since, until).
-fn counted_from_entries(app: &TestApp, since: i64, until: i64) -> Vec<(String, String, i64)> {
+/// (component, status class, count) per bucket of `bucket_ms`, in bucket order, as SQLite counts
+/// them from the entries themselves over [since, until).
+fn counted_from_entries(
+    app: &TestApp,
+    since: i64,
+    until: i64,
+    bucket_ms: i64,
+) -> Vec<(String, String, i64)> {
     let database = open_database(app);
     let mut statement = database
         .prepare(
             "SELECT component,
                     CASE WHEN status IS NULL THEN 'none' ELSE (status / 100) || 'xx' END AS class,
-                    (at_ms / 60000) * 60000 AS bucket, count(*)
+                    (at_ms / ?3) * ?3 AS bucket, count(*)
              FROM log_entries WHERE at_ms >= ?1 AND at_ms < ?2
              GROUP BY component, class, bucket ORDER BY bucket, component, class",
         )
         .unwrap();
     statement
-        .query_map([since, until], |row| {
+        .query_map([since, until, bucket_ms], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(3)?))
         })
         .unwrap()
@@ -251,7 +256,7 @@ fn counted_from_entries(app: &TestApp, since: i64, until: i64) -> Vec<(String, S
 }
 
 #[tokio::test]
-async fn stats_from_the_minute_counts_equal_the_entries_after_moves_and_deletions() {
+async fn stats_from_the_minute_and_hour_counts_equal_the_entries_after_moves_and_deletions() {
     let (app, admin) = app_with_admin().await;
     for _ in 0..40 {
         app.get("/health").await.expect(200);
@@ -260,12 +265,13 @@ async fn stats_from_the_minute_counts_equal_the_entries_after_moves_and_deletion
     // Entries of the requests so far (wait_for's own included) are stored within 100 ms; after
     // this, only the stats requests below add entries, all later than every moved one.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    // Spread the entries over the last eight minutes, then remove some, as retention would: the
-    // triggers must move and drop their counts.
+    // Spread the entries over eight minutes in each of the last three hours, then remove some,
+    // as retention would: the triggers must move and drop their counts.
     let database = open_database(&app);
     database
         .execute(
-            "UPDATE log_entries SET at_ms = at_ms - (id % 8) * 60000 - (id % 13) * 1000",
+            "UPDATE log_entries
+             SET at_ms = at_ms - (id % 3) * 3600000 - (id % 8) * 60000 - (id % 13) * 1000",
             [],
         )
         .unwrap();
@@ -285,9 +291,11 @@ async fn stats_from_the_minute_counts_equal_the_entries_after_moves_and_deletion
             .unwrap()
     };
     // Whole minutes with ragged ends, a range inside one minute (from an entry moved three
-    // minutes back to the end of its minute), and aligned ends.
-    let minute = 60_000;
+    // minutes back to the end of its minute), aligned ends; then hours and a day with ragged
+    // ends (whole hours, the minutes around them and the partial minutes) and aligned hours.
+    let (minute, hour, day) = (60_000, 3_600_000, 86_400_000);
     let aligned = now / minute * minute;
+    let aligned_hour = now / hour * hour;
     let moved: i64 = database
         .query_row(
             "SELECT at_ms FROM log_entries WHERE id % 8 = 3 ORDER BY id LIMIT 1",
@@ -296,13 +304,21 @@ async fn stats_from_the_minute_counts_equal_the_entries_after_moves_and_deletion
         )
         .unwrap();
     let end_of_its_minute = (moved / minute * minute + minute - 1).max(moved + 1);
-    for (since, until) in [
-        (now - 7 * minute - 12_345, now - 20_500),
-        (moved, end_of_its_minute),
-        (aligned - 6 * minute, aligned),
+    for (since, until, bucket, bucket_ms) in [
+        (now - 7 * minute - 12_345, now - 20_500, "minute", minute),
+        (moved, end_of_its_minute, "minute", minute),
+        (aligned - 6 * minute, aligned, "minute", minute),
+        (
+            now - 2 * hour - 7 * minute - 12_345,
+            now - 20_500,
+            "hour",
+            hour,
+        ),
+        (aligned_hour - 3 * hour, aligned_hour, "hour", hour),
+        (now - 3 * hour, now - 1_000, "day", day),
     ] {
         let path = format!(
-            "/logs/stats?bucket=minute&since={}&until={}",
+            "/logs/stats?bucket={bucket}&since={}&until={}",
             rfc3339(since),
             rfc3339(until)
         );
@@ -319,7 +335,7 @@ async fn stats_from_the_minute_counts_equal_the_entries_after_moves_and_deletion
                 )
             })
             .collect();
-        let expected = counted_from_entries(&app, since, until);
+        let expected = counted_from_entries(&app, since, until, bucket_ms);
         assert!(!expected.is_empty(), "the range {path} holds entries");
         assert_eq!(reported, expected, "{path}");
     }
@@ -327,7 +343,7 @@ async fn stats_from_the_minute_counts_equal_the_entries_after_moves_and_deletion
     // between the counts taken just before and just after.
     let since = aligned - 6 * minute + 1_000;
     let count_since = || -> i64 {
-        counted_from_entries(&app, since, i64::MAX)
+        counted_from_entries(&app, since, i64::MAX, minute)
             .iter()
             .map(|(_, _, n)| n)
             .sum()
