@@ -84,12 +84,13 @@ fn sources(range: &Range) -> Sources {
     Sources { minutes, hours }
 }
 
-/// Counts per (period start, component, status class), where a period is an hour, a minute
-/// or the entries' own minute: packed by SQLite into one JSON array without sorting (the
-/// stored counts come in key order, and a GROUP BY over tens of thousands of per-minute rows
-/// was most of a request), and folded into buckets by [`stats`].
+/// The entries of one period: (period start, component, status class, count).
 type PeriodCount = (i64, String, String, i64);
 
+/// Counts per period, where a period is a stored hour, a stored minute or a partial minute
+/// counted from the entries: packed by SQLite into one JSON array without sorting (the stored
+/// counts come in key order, and a GROUP BY over tens of thousands of per-minute rows was most
+/// of a request), and folded into buckets by [`stats`].
 async fn counts(range: &Range) -> Result<Vec<PeriodCount>, ApiError> {
     let Sources { minutes, hours } = sources(range);
     let rows = db::connect()
