@@ -6,13 +6,16 @@
 //! (`--max-instance-reuse-count 1`); the default keeps Spin's own reuse (128 requests per
 //! instance, 16 at once). The test command runs the whole suite both ways.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+mod process;
 
-use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+pub use process::ProcessGroup;
 
 /// A password that passes every rule, for tests that are not about passwords.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -154,11 +157,9 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-/// A running `spin up`, in a process group of its own: `spin up` serves through a child
-/// process (`spin trigger http`), so ending it means ending the group.
+/// A running `spin up` on 127.0.0.1, in a process group of its own (see [`ProcessGroup`]).
 pub struct RunningSpin {
-    child: Child,
-    process_group: i32,
+    group: ProcessGroup,
     pub base_url: String,
     pub output_path: PathBuf,
 }
@@ -167,14 +168,15 @@ impl RunningSpin {
     pub async fn start(config: &AppConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.state_dir)?;
         let output_path = config.state_dir.join("spin.log");
+        let log_of = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
         // A port taken between asking and binding makes Spin exit: try another.
         for attempt in 1.. {
-            let written_before = Self::log_of(&output_path).len();
+            let written_before = log_of(&output_path).len();
             let port = free_port()?;
             match Self::start_on(config, port, &output_path).await {
                 Ok(spin) => return Ok(spin),
                 Err(error) => {
-                    let log = Self::log_of(&output_path);
+                    let log = log_of(&output_path);
                     let port_taken = log
                         .get(written_before..)
                         .unwrap_or_default()
@@ -188,15 +190,7 @@ impl RunningSpin {
         unreachable!("the loop returns")
     }
 
-    fn log_of(path: &Path) -> String {
-        std::fs::read_to_string(path).unwrap_or_default()
-    }
-
     async fn start_on(config: &AppConfig, port: u16, output_path: &Path) -> Result<Self> {
-        let output = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(output_path)?;
         let mut command = Command::new(spin_binary());
         command
             .arg("up")
@@ -220,76 +214,29 @@ impl RunningSpin {
             command.arg("--variable").arg(format!("{name}={value}"));
         }
         command.args(&config.extra_args);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(output.try_clone()?))
-            .stderr(Stdio::from(output))
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = command.spawn().with_context(|| {
+        let mut group = ProcessGroup::spawn(command, output_path).with_context(|| {
             format!(
                 "cannot run {}: install Spin 4.1 or later, or set SPIN_BIN",
                 spin_binary().display()
             )
         })?;
-        let process_group = child.id().context("spin up has a process id")? as i32;
-        let mut spin = Self {
-            child,
-            process_group,
+        // Spin accepts connections only once every component is loaded.
+        group.wait_until_listening(port, START_TIMEOUT).await?;
+        Ok(Self {
+            group,
             base_url: format!("http://127.0.0.1:{port}"),
             output_path: output_path.to_owned(),
-        };
-        spin.wait_until_listening(port).await?;
-        Ok(spin)
-    }
-
-    /// Spin accepts connections only once every component is loaded.
-    async fn wait_until_listening(&mut self, port: u16) -> Result<()> {
-        let started = Instant::now();
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                self.end_group();
-                bail!("spin up exited ({status}):\n{}", self.output());
-            }
-            if started.elapsed() > START_TIMEOUT {
-                self.end_group();
-                bail!(
-                    "spin up did not listen within {START_TIMEOUT:?}:\n{}",
-                    self.output()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn end_group(&self) {
-        // SAFETY: kill(2) on the process group this struct started.
-        unsafe {
-            libc::kill(-self.process_group, libc::SIGKILL);
-        }
+        })
     }
 
     /// Ends Spin the hard way, as a crash would: SIGKILL to the whole process group.
     pub async fn kill(&mut self) {
-        self.end_group();
-        let _ = self.child.wait().await;
+        self.group.kill().await;
     }
 
     /// What Spin and the components wrote to stdout and stderr so far.
     pub fn output(&self) -> String {
-        Self::log_of(&self.output_path)
-    }
-}
-
-impl Drop for RunningSpin {
-    fn drop(&mut self) {
-        self.end_group();
+        self.group.output()
     }
 }
 

@@ -3,17 +3,17 @@
 //! free loopback port in a process group of its own and ended with it.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use e2e::{KV_STORES, free_port, workspace_root};
+use anyhow::{Context, Result};
+use e2e::{KV_STORES, ProcessGroup, free_port, workspace_root};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-/// A server process in its own process group, killed with the group when dropped.
+/// A server in a process group of its own, on a loopback port, ended with its group when
+/// dropped.
 pub struct Server {
-    child: Child,
+    _group: ProcessGroup,
     pub port: u16,
 }
 
@@ -21,46 +21,17 @@ impl Server {
     /// Starts `program` with `args(port)` and waits until the port accepts connections.
     async fn start(program: &Path, args: impl Fn(u16) -> Vec<String>, log: &Path) -> Result<Self> {
         let port = free_port()?;
-        let output = std::fs::File::create(log)?;
-        let child = Command::new(program)
-            .args(args(port))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(output.try_clone()?))
-            .stderr(Stdio::from(output))
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
+        let mut command = Command::new(program);
+        command.args(args(port));
+        let mut group = ProcessGroup::spawn(command, log)
             .with_context(|| format!("cannot run {}", program.display()))?;
-        let mut server = Self { child, port };
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if let Some(status) = server.child.try_wait()? {
-                bail!(
-                    "{} exited ({status}): {}",
-                    program.display(),
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("{} did not listen within 30 s", program.display());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: kill(2) on the process group this struct started.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
-            }
-        }
+        group
+            .wait_until_listening(port, Duration::from_secs(30))
+            .await?;
+        Ok(Self {
+            _group: group,
+            port,
+        })
     }
 }
 
