@@ -29,11 +29,17 @@ pub async fn after(
     fields.push(("data", "json(data)"));
     Ok(db
         .query_json(
-            "SELECT * FROM (
-                 SELECT *, sum(length(data)) OVER (ORDER BY id) AS running
-                 FROM (SELECT id, type, item_id, item_version, at, actor_id, data
-                       FROM catalog_events WHERE id > ? ORDER BY id LIMIT ?))
-             WHERE running - length(data) < ?",
+            // The cut is found over ids and lengths alone, then the page is read as one id
+            // range: a running sum over whole rows copied every row's data into a temporary
+            // table (natively 1.36 ms against 1.04 ms for a page of 100 events).
+            "SELECT id, type, item_id, item_version, at, actor_id, data FROM catalog_events
+             WHERE id > ?1 AND id <= (
+                 SELECT coalesce(max(id), ?1) FROM (
+                     SELECT id, sum(len) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING) - len AS before
+                     FROM (SELECT id, length(data) AS len FROM catalog_events
+                           WHERE id > ?1 ORDER BY id LIMIT ?2))
+                 WHERE before < ?3)
+             ORDER BY id",
             &fields,
             "id",
             [

@@ -585,6 +585,53 @@ async fn events_record_every_change_in_order_even_with_concurrent_writers() {
 }
 
 #[tokio::test]
+async fn a_page_of_events_stops_once_it_holds_256_kib_of_item_data() {
+    const PAGE_BYTES: usize = 256 * 1024;
+    let app = spawn_app().await;
+    let (_, seller) = app.signed_in_user("seller").await;
+    // Items near the size limits: about 21 KB of data per event, so 16 of them are two pages.
+    for i in 0..16 {
+        let mut item = book(&format!("Large {i}"), 100);
+        item["description"] = json!("a long description ".repeat(263).trim_end());
+        item["attributes"] = json!({ "notes": "n".repeat(16_000) });
+        create(&app, &seller, &item).await;
+    }
+    let data_bytes = |events: &[Value]| -> usize {
+        events
+            .iter()
+            .map(|event| serde_json::to_string(&event["data"]).unwrap().len())
+            .sum()
+    };
+
+    let first = app
+        .get("/catalog/events?after=0&limit=1000")
+        .await
+        .expect(200)
+        .json();
+    let first = first["events"].as_array().unwrap().clone();
+    assert!((1..16).contains(&first.len()), "{} events", first.len());
+    let (last, before_last) = first.split_last().unwrap();
+    assert!(
+        data_bytes(before_last) < PAGE_BYTES,
+        "the last event started below the cut"
+    );
+    assert!(
+        data_bytes(&first) >= PAGE_BYTES,
+        "the next event would start past the cut"
+    );
+
+    let after = last["id"].as_i64().unwrap();
+    let rest = app
+        .get(&format!("/catalog/events?after={after}&limit=1000"))
+        .await
+        .expect(200)
+        .json();
+    let rest = rest["events"].as_array().unwrap();
+    assert_eq!(first.len() + rest.len(), 16);
+    assert_eq!(rest[0]["id"].as_i64().unwrap(), after + 1);
+}
+
+#[tokio::test]
 async fn invalid_items_get_a_422_naming_each_field() {
     let app = spawn_app().await;
     let (_, seller) = app.signed_in_user("seller").await;
