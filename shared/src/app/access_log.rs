@@ -22,7 +22,7 @@ use crate::web::RequestCtx;
 
 thread_local! {
     /// Entries of this instance's finished requests waiting to be stored.
-    static PENDING: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    static PENDING: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
     /// Whether this instance's flusher is running (there is never more than one).
     static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
@@ -46,24 +46,32 @@ pub fn failure(ctx: &RequestCtx, status: StatusCode, cause: &str) {
     );
 }
 
+/// A finished request's entry waiting for the flusher, and whether it is the access entry
+/// (dropped there when the operator turned the access log off).
+struct Pending {
+    entry: Entry,
+    access: bool,
+}
+
 /// Queues the request's entries for the instance's flusher (see the module documentation).
-pub async fn finish(ctx: RequestCtx, status: StatusCode) {
-    let access_log = match config::flag("access_log").await {
-        Ok(on) => on,
-        Err(error) => {
-            write_operator_line(
-                Level::Error,
-                ctx.component,
-                "config.invalid",
-                json!({"error": error.to_string()}),
-            );
-            true
-        }
-    };
-    let entries = entries_for(&ctx, status, access_log);
-    if entries.is_empty() {
-        return;
-    }
+/// No host call happens here: the `access_log` variable is read by the flusher, after the
+/// response has left, so a new instance does not wait on a timer before answering (see
+/// [`crate::platform::host`]).
+pub fn finish(ctx: RequestCtx, status: StatusCode) {
+    let events = ctx
+        .events
+        .iter()
+        .map(|event| with_request(&ctx, Entry::of_event(ctx.component, event)));
+    let entries: Vec<Pending> = events
+        .map(|entry| Pending {
+            entry,
+            access: false,
+        })
+        .chain([Pending {
+            entry: access_entry(&ctx, status),
+            access: true,
+        }])
+        .collect();
     PENDING.with(|pending| pending.borrow_mut().extend(entries));
     if FLUSHING.with(|flushing| flushing.replace(true)) {
         return;
@@ -72,51 +80,70 @@ pub async fn finish(ctx: RequestCtx, status: StatusCode) {
     spin_sdk::wit_bindgen::spawn(flush_pending(ctx.component));
 }
 
-/// The request's domain events, then its access entry.
-fn entries_for(ctx: &RequestCtx, status: StatusCode, access_log: bool) -> Vec<Entry> {
+fn with_request(ctx: &RequestCtx, mut entry: Entry) -> Entry {
+    entry.request_id = Some(ctx.request_id.clone());
+    entry.user_id = ctx.user_id.clone();
+    entry
+}
+
+/// The request's access entry: method, route, status and duration.
+fn access_entry(ctx: &RequestCtx, status: StatusCode) -> Entry {
     let duration_us = ctx.started.elapsed().as_micros() as i64;
-    let with_request = |mut entry: Entry| {
-        entry.request_id = Some(ctx.request_id.clone());
-        entry.user_id = ctx.user_id.clone();
-        entry
+    let level = if status.is_server_error() {
+        Level::Error
+    } else if status.is_client_error() {
+        Level::Warn
+    } else {
+        Level::Info
     };
-    let mut entries: Vec<Entry> = ctx
-        .events
-        .iter()
-        .map(|event| with_request(Entry::of_event(ctx.component, event)))
-        .collect();
-    if access_log {
-        let level = if status.is_server_error() {
-            Level::Error
-        } else if status.is_client_error() {
-            Level::Warn
-        } else {
-            Level::Info
-        };
-        let fields = Map::from_iter([("path".to_owned(), Value::String(ctx.path.clone()))]);
-        let event = crate::platform::log::Event {
-            level,
-            name: "http.request",
-            fields,
-        };
-        let mut access = with_request(Entry::of_event(ctx.component, &event));
-        access.method = Some(ctx.method.to_string());
-        access.route = Some(ctx.route.unwrap_or("(unmatched)").to_owned());
-        access.status = Some(i64::from(status.as_u16()));
-        access.duration_us = Some(duration_us);
-        entries.push(access);
+    let fields = Map::from_iter([("path".to_owned(), Value::String(ctx.path.clone()))]);
+    let event = crate::platform::log::Event {
+        level,
+        name: "http.request",
+        fields,
+    };
+    let mut access = with_request(ctx, Entry::of_event(ctx.component, &event));
+    access.method = Some(ctx.method.to_string());
+    access.route = Some(ctx.route.unwrap_or("(unmatched)").to_owned());
+    access.status = Some(i64::from(status.as_u16()));
+    access.duration_us = Some(duration_us);
+    access
+}
+
+/// Whether the operator keeps the access log (the `access_log` variable; on when unreadable,
+/// which is reported).
+async fn access_log_on(component: &str) -> bool {
+    match config::flag("access_log").await {
+        Ok(on) => on,
+        Err(error) => {
+            write_operator_line(
+                Level::Error,
+                component,
+                "config.invalid",
+                json!({"error": error.to_string()}),
+            );
+            true
+        }
     }
-    entries
 }
 
 /// Stores pending entries until none are left, on one pooled connection at a time.
 async fn flush_pending(component: &'static str) {
     loop {
         spin_sdk::time::sleep(FLUSH_DELAY).await;
-        let entries = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
-        if entries.is_empty() {
+        let pending = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
+        if pending.is_empty() {
             FLUSHING.with(|flushing| flushing.set(false));
             return;
+        }
+        let access_log = access_log_on(component).await;
+        let entries: Vec<Entry> = pending
+            .into_iter()
+            .filter(|pending| access_log || !pending.access)
+            .map(|pending| pending.entry)
+            .collect();
+        if entries.is_empty() {
+            continue;
         }
         write_lines(&entries);
         if let Err(error) = store_and_seal(component, &entries).await {

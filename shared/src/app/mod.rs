@@ -26,7 +26,7 @@ pub async fn serve(
         }
     };
     let request_id = ctx.request_id.clone();
-    access_log::finish(ctx, reply.status()).await;
+    access_log::finish(ctx, reply.status());
     host::settle().await;
     reply.into_response(&request_id)
 }

@@ -109,6 +109,35 @@ async fn domain_events_are_recorded_with_levels() {
 }
 
 #[tokio::test]
+async fn with_the_access_log_off_domain_events_are_still_recorded_but_requests_are_not() {
+    let app = spawn_app_with(|config| config.variable("access_log", "off")).await;
+    let admin = app.admin("auditor").await;
+    let (user, _) = app.signed_in_user("quiet").await;
+    let user_id = user["id"].as_str().unwrap();
+    // A request's access entry would be stored in the same statement as its domain events.
+    wait_for(
+        &app,
+        &admin,
+        &format!("?event=login.succeeded&user={user_id}"),
+        1,
+    )
+    .await;
+    let registered = logs(
+        &app,
+        &admin,
+        &format!("?event=user.registered&user={user_id}"),
+    )
+    .await;
+    assert_eq!(registered["entries"].as_array().unwrap().len(), 1);
+    let requests = logs(&app, &admin, "?event=http.request").await;
+    assert_eq!(
+        requests["entries"],
+        json!([]),
+        "no access entries: {requests}"
+    );
+}
+
+#[tokio::test]
 async fn filters_narrow_the_entries() {
     let (app, admin) = app_with_admin().await;
     let (user, _) = app.signed_in_user("filtered").await;
