@@ -67,11 +67,17 @@ pub fn finish(ctx: RequestCtx, status: StatusCode) {
             entry,
             access: false,
         })
-        .chain([Pending {
-            entry: access_entry(&ctx, status),
-            access: true,
-        }])
+        // Once this instance has read the log as off, a request without events queues nothing.
+        .chain(
+            (config::kept_flag("access_log") != Some(false)).then(|| Pending {
+                entry: access_entry(&ctx, status),
+                access: true,
+            }),
+        )
         .collect();
+    if entries.is_empty() {
+        return;
+    }
     PENDING.with(|pending| pending.borrow_mut().extend(entries));
     if FLUSHING.with(|flushing| flushing.replace(true)) {
         return;

@@ -33,7 +33,7 @@ thread_local! {
 
 /// The raw value of a component variable.
 pub async fn get(name: &str) -> Result<String, ConfigError> {
-    if let Some(value) = CACHE.with(|cache| cache.borrow().get(name).cloned()) {
+    if let Some(value) = kept(name) {
         return Ok(value);
     }
     host::note_blocking_call();
@@ -42,6 +42,17 @@ pub async fn get(name: &str) -> Result<String, ConfigError> {
         .map_err(|error| ConfigError(format!("configuration variable {name:?}: {error:?}")))?;
     CACHE.with(|cache| cache.borrow_mut().insert(name.to_owned(), value.clone()));
     Ok(value)
+}
+
+/// The value of a variable this instance has already read, without a host call.
+fn kept(name: &str) -> Option<String> {
+    CACHE.with(|cache| cache.borrow().get(name).cloned())
+}
+
+/// A boolean variable this instance has already read and kept, without a host call (`None`
+/// before the first read).
+pub fn kept_flag(name: &str) -> Option<bool> {
+    kept(name).and_then(|raw| parse_flag(name, &raw).ok())
 }
 
 /// A variable parsed as `T` and checked against `accept`.
@@ -86,6 +97,17 @@ mod tests {
         assert_eq!(parse_value::<i64>("n", " 42 ", |n| *n > 0), Ok(42));
         assert!(parse_value::<i64>("n", "-1", |n| *n > 0).is_err());
         assert!(parse_value::<i64>("n", "x", |_| true).is_err());
+    }
+
+    #[test]
+    fn a_kept_flag_is_known_only_once_read() {
+        assert_eq!(kept_flag("kept_test_flag"), None);
+        CACHE.with(|cache| {
+            cache
+                .borrow_mut()
+                .insert("kept_test_flag".to_owned(), "off".to_owned())
+        });
+        assert_eq!(kept_flag("kept_test_flag"), Some(false));
     }
 
     #[test]
