@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 pub use process::ProcessGroup;
+use process::read_output;
 
 /// A password that passes every rule, for tests that are not about passwords.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -161,22 +162,20 @@ pub fn free_port() -> Result<u16> {
 pub struct RunningSpin {
     group: ProcessGroup,
     pub base_url: String,
-    pub output_path: PathBuf,
 }
 
 impl RunningSpin {
     pub async fn start(config: &AppConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.state_dir)?;
         let output_path = config.state_dir.join("spin.log");
-        let log_of = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
         // A port taken between asking and binding makes Spin exit: try another.
         for attempt in 1.. {
-            let written_before = log_of(&output_path).len();
+            let written_before = read_output(&output_path).len();
             let port = free_port()?;
             match Self::start_on(config, port, &output_path).await {
                 Ok(spin) => return Ok(spin),
                 Err(error) => {
-                    let log = log_of(&output_path);
+                    let log = read_output(&output_path);
                     let port_taken = log
                         .get(written_before..)
                         .unwrap_or_default()
@@ -225,7 +224,6 @@ impl RunningSpin {
         Ok(Self {
             group,
             base_url: format!("http://127.0.0.1:{port}"),
-            output_path: output_path.to_owned(),
         })
     }
 

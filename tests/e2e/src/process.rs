@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use tokio::process::{Child, Command};
 
+/// What the processes given `path` as their output wrote there so far (empty if nothing yet).
+pub fn read_output(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
 /// A child process in a new process group, killed with its group when dropped.
 pub struct ProcessGroup {
     child: Child,
@@ -75,7 +80,7 @@ impl ProcessGroup {
 
     /// What the process wrote to stdout and stderr so far.
     pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.output_path).unwrap_or_default()
+        read_output(&self.output_path)
     }
 
     /// Ends the group the hard way, as a crash would (SIGKILL), and reaps the leader.
