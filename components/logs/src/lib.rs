@@ -54,6 +54,10 @@ async fn verify(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> 
     Ok(no_store(Reply::ok(&report)))
 }
 
+/// The periods the log's counts are kept by (migrations 0012 and 0014), in milliseconds.
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+
 /// An RFC 3339 timestamp as Unix milliseconds.
 pub fn timestamp(value: &str) -> Result<i64, String> {
     time::parse_rfc3339(value)

@@ -10,7 +10,7 @@ use shared::web::cursor;
 use shared::web::input::integer_in;
 use shared::{ApiError, Reply, RequestCtx};
 
-use crate::timestamp;
+use crate::{HOUR_MS, MINUTE_MS, timestamp};
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
@@ -110,6 +110,17 @@ fn filters(ctx: &RequestCtx) -> Result<Filters, ApiError> {
     })
 }
 
+/// Above every id SQLite hands out.
+const NO_ID: i64 = i64::MAX;
+
+/// The per-minute counts that hold entries from `since_ms` on start at its minute, and give way
+/// to the per-hour counts at the first hour after it: (that minute, that hour).
+fn first_counted_periods(since_ms: i64) -> (i64, i64) {
+    let minute = since_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+    let hour = (minute + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS;
+    (minute, hour)
+}
+
 /// The WHERE conditions of `filters`; `user_id` is the resolved `user` filter.
 fn conditions(filters: Filters, user_id: Option<String>) -> Conditions {
     let mut conditions = Conditions::default();
@@ -134,11 +145,20 @@ fn conditions(filters: Filters, user_id: Option<String>) -> Conditions {
         conditions.compare("status <=", Param::Integer(high));
     }
     if let Some(since) = filters.since {
+        let (minute, hour) = first_counted_periods(since);
         let since = conditions.bind(Param::Integer(since));
         conditions.push(format!("at_ms >= {since}"));
-        // Ids grow with time: bounding them lets the id-ordered scan stop early.
+        // Bounding ids lets the newest-first walk stop at `since` instead of at the oldest
+        // entry. The counts know the least id from `since`'s minute on (migration 0015);
+        // counting nothing, nothing is that recent.
+        let minute = conditions.bind(Param::Integer(minute));
+        let hour = conditions.bind(Param::Integer(hour));
         conditions.push(format!(
-            "id >= coalesce((SELECT min(id) FROM log_entries WHERE at_ms >= {since}), 0)"
+            "id >= coalesce((SELECT min(first_id) FROM (
+                 SELECT first_id FROM log_minute_counts
+                 WHERE minute_ms >= {minute} AND minute_ms < {hour}
+                 UNION ALL
+                 SELECT first_id FROM log_hour_counts WHERE hour_ms >= {hour})), {NO_ID})"
         ));
     }
     if let Some(until) = filters.until {

@@ -7,10 +7,8 @@ use shared::platform::db::{self, Param};
 use shared::platform::time;
 use shared::{ApiError, Reply, RequestCtx};
 
-use crate::{format_millis, timestamp};
+use crate::{HOUR_MS, MINUTE_MS, format_millis, timestamp};
 
-const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// The range and bucket size of a stats request, in milliseconds.

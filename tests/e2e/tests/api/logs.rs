@@ -208,6 +208,116 @@ async fn filters_narrow_the_entries() {
     }
 }
 
+/// `since` bounds the newest-first walk by the least id the per-minute and per-hour counts have
+/// seen from its minute on. Ids follow the order entries are stored in, not their times, so
+/// this moves entries into two earlier hours, newer ones first, so that older ones (smaller
+/// ids) reach counts that already exist: in the first hour, minutes that newer entries made; in
+/// the second, minutes of their own in an hour that newer entries made. Each `since`, inside
+/// those minutes or in the empty hours before them, must still find every entry from then on.
+#[tokio::test]
+async fn since_finds_every_later_entry_whatever_order_they_were_stored_in() {
+    let (app, admin) = app_with_admin().await;
+    for _ in 0..100 {
+        app.get("/health").await.expect(200);
+    }
+    wait_for(&app, &admin, "?component=health&limit=100", 100).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let database = open_database(&app);
+    let (first, last_moved): (i64, i64) = database
+        .query_row("SELECT min(id), max(id) FROM log_entries", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    let middle = (first + last_moved) / 2;
+    let quarter = (first + middle) / 2;
+    let hour_a = "(strftime('%s', 'now') / 3600 - 3) * 3600000";
+    let hour_b = format!("{hour_a} + 3600000");
+    let seconds = "(id % 13) * 1000";
+    for (moved, to) in [
+        (
+            format!("id > {middle} AND id % 5 <> 0"),
+            format!("{hour_a} + (30 + id % 8) * 60000 + {seconds}"),
+        ),
+        (
+            format!("id > {middle} AND id % 5 = 0"),
+            format!("{hour_b} + 45 * 60000 + {seconds}"),
+        ),
+        (
+            format!("id > {quarter} AND id <= {middle}"),
+            format!("{hour_a} + (30 + id % 8) * 60000 + {seconds}"),
+        ),
+        (
+            format!("id <= {quarter}"),
+            format!("{hour_b} + ((id - {first}) % 30) * 60000 + {seconds}"),
+        ),
+    ] {
+        database
+            .execute(
+                &format!("UPDATE log_entries SET at_ms = {to} WHERE {moved}"),
+                [],
+            )
+            .unwrap();
+    }
+    // No count's first id is above the least id it counts.
+    for (counts, period, period_ms) in [
+        ("log_minute_counts", "minute_ms", 60_000),
+        ("log_hour_counts", "hour_ms", 3_600_000),
+    ] {
+        let above: i64 = database
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {counts} AS counted
+                     WHERE first_id > (
+                         SELECT min(id) FROM log_entries
+                         WHERE at_ms / {period_ms} * {period_ms} = counted.{period}
+                           AND component = counted.component
+                           AND CASE WHEN status IS NULL THEN 'none' ELSE (status / 100) || 'xx' END
+                               = counted.class)"
+                ),
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(above, 0, "{counts} holding a first id above their entries'");
+    }
+    let seconds: Vec<(i64, String)> = database
+        .prepare(
+            "SELECT DISTINCT at_ms / 1000 * 1000 + step,
+                    strftime('%Y-%m-%dT%H:%M:%SZ', at_ms / 1000 + step / 1000, 'unixepoch')
+             FROM log_entries, (SELECT 0 AS step UNION ALL SELECT 1000)
+             UNION
+             SELECT first - hours * 3600000,
+                    strftime('%Y-%m-%dT%H:%M:%SZ', first / 1000 - hours * 3600, 'unixepoch')
+             FROM (SELECT min(at_ms) / 1000 * 1000 AS first FROM log_entries),
+                  (SELECT 1 AS hours UNION ALL SELECT 3)",
+        )
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(seconds.len() > 10);
+    for (since_ms, since) in seconds {
+        let expected: Vec<i64> = database
+            .prepare("SELECT id FROM log_entries WHERE at_ms >= ?1 AND id <= ?2 ORDER BY id DESC")
+            .unwrap()
+            .query_map([since_ms, last_moved], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        // Entries stored after the move (these requests' own) are newer than every moved one.
+        let found: Vec<i64> =
+            logs(&app, &admin, &format!("?since={since}&limit=500")).await["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|entry| entry["id"].as_i64().unwrap())
+                .filter(|&id| id <= last_moved)
+                .collect();
+        assert_eq!(found, expected, "since {since}");
+    }
+}
+
 #[tokio::test]
 async fn pages_are_newest_first_without_gaps_or_duplicates() {
     let (app, admin) = app_with_admin().await;
