@@ -217,6 +217,13 @@ pub const SCENARIOS: &[Scenario] = &[
         "GET /logs?component=<component>&limit=50 over 1M entries",
     ),
     scenario(
+        "logs-window",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /logs?since=<3 days ago>&until=<a day ago>&limit=50 over 1M entries",
+    ),
+    scenario(
         "logs-stats",
         Seeded,
         Sqlite,
@@ -347,6 +354,13 @@ fn varied_feature() -> Result<(String, f64, f64)> {
         feature["minimum"].as_f64().unwrap_or(0.0),
         feature["maximum"].as_f64().unwrap_or(1.0),
     ))
+}
+
+/// The moment `ms` milliseconds ago, as the API's timestamps are written.
+fn rfc3339_ago(ms: i64) -> String {
+    shared::platform::time::from_unix_millis(shared::platform::time::unix_millis() - ms)
+        .map(shared::platform::time::format_rfc3339)
+        .unwrap_or_default()
 }
 
 fn get(path: &'static str, token: Option<String>) -> RequestFactory {
@@ -570,13 +584,18 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
                 .unwrap()
             })
         }
+        "logs-window" => {
+            let token = setup.token_for(crate::BENCH_ADMIN).await?;
+            let path = format!(
+                "/logs?since={}&until={}&limit=50",
+                rfc3339_ago(3 * 86_400_000),
+                rfc3339_ago(86_400_000)
+            );
+            get(Box::leak(path.into_boxed_str()), Some(token))
+        }
         "logs-stats" => {
             let token = setup.token_for(crate::BENCH_ADMIN).await?;
-            let since = shared::platform::time::from_unix_millis(
-                shared::platform::time::unix_millis() - 3_600_000,
-            )
-            .map(shared::platform::time::format_rfc3339)
-            .unwrap_or_default();
+            let since = rfc3339_ago(3_600_000);
             let path: &'static str =
                 Box::leak(format!("/logs/stats?since={since}&bucket=minute").into_boxed_str());
             get(path, Some(token))

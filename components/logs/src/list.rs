@@ -10,7 +10,7 @@ use shared::web::cursor;
 use shared::web::input::integer_in;
 use shared::{ApiError, Reply, RequestCtx};
 
-use crate::{HOUR_MS, MINUTE_MS, timestamp};
+use crate::timestamp;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
@@ -110,15 +110,43 @@ fn filters(ctx: &RequestCtx) -> Result<Filters, ApiError> {
     })
 }
 
-/// Above every id SQLite hands out.
-const NO_ID: i64 = i64::MAX;
+/// Conditions on ids that bound the entries at or after `since`, or before `until`, from the
+/// per-minute and per-hour counts (migration 0015): the counts of the minutes inside the bound's
+/// own hour, then those of the whole hours beyond it. Ids follow the order entries were stored
+/// in, not their times; with these, the newest-first walk that a page is stops where a time
+/// bound ends instead of visiting every entry outside it. Counting nothing, no entry is inside.
+mod id_bounds {
+    use shared::platform::db::{Conditions, Param};
 
-/// The per-minute counts that hold entries from `since_ms` on start at its minute, and give way
-/// to the per-hour counts at the first hour after it: (that minute, that hour).
-fn first_counted_periods(since_ms: i64) -> (i64, i64) {
-    let minute = since_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
-    let hour = (minute + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS;
-    (minute, hour)
+    use crate::{HOUR_MS, MINUTE_MS};
+
+    pub fn since(conditions: &mut Conditions, since_ms: i64) {
+        let minute = since_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let hour = (minute + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS;
+        let minute = conditions.bind(Param::Integer(minute));
+        let hour = conditions.bind(Param::Integer(hour));
+        conditions.push(format!(
+            "id >= coalesce((SELECT min(first_id) FROM (
+                 SELECT first_id FROM log_minute_counts
+                 WHERE minute_ms >= {minute} AND minute_ms < {hour}
+                 UNION ALL
+                 SELECT first_id FROM log_hour_counts WHERE hour_ms >= {hour})), {})",
+            i64::MAX
+        ));
+    }
+
+    pub fn until(conditions: &mut Conditions, until_ms: i64) {
+        let hour = until_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let hour = conditions.bind(Param::Integer(hour));
+        let until = conditions.bind(Param::Integer(until_ms));
+        conditions.push(format!(
+            "id <= coalesce((SELECT max(last_id) FROM (
+                 SELECT last_id FROM log_minute_counts
+                 WHERE minute_ms >= {hour} AND minute_ms < {until}
+                 UNION ALL
+                 SELECT last_id FROM log_hour_counts WHERE hour_ms < {hour})), 0)"
+        ));
+    }
 }
 
 /// The WHERE conditions of `filters`; `user_id` is the resolved `user` filter.
@@ -145,24 +173,12 @@ fn conditions(filters: Filters, user_id: Option<String>) -> Conditions {
         conditions.compare("status <=", Param::Integer(high));
     }
     if let Some(since) = filters.since {
-        let (minute, hour) = first_counted_periods(since);
-        let since = conditions.bind(Param::Integer(since));
-        conditions.push(format!("at_ms >= {since}"));
-        // Bounding ids lets the newest-first walk stop at `since` instead of at the oldest
-        // entry. The counts know the least id from `since`'s minute on (migration 0015);
-        // counting nothing, nothing is that recent.
-        let minute = conditions.bind(Param::Integer(minute));
-        let hour = conditions.bind(Param::Integer(hour));
-        conditions.push(format!(
-            "id >= coalesce((SELECT min(first_id) FROM (
-                 SELECT first_id FROM log_minute_counts
-                 WHERE minute_ms >= {minute} AND minute_ms < {hour}
-                 UNION ALL
-                 SELECT first_id FROM log_hour_counts WHERE hour_ms >= {hour})), {NO_ID})"
-        ));
+        conditions.compare("at_ms >=", Param::Integer(since));
+        id_bounds::since(&mut conditions, since);
     }
     if let Some(until) = filters.until {
         conditions.compare("at_ms <", Param::Integer(until));
+        id_bounds::until(&mut conditions, until);
     }
     if let Some(before_id) = filters.before_id {
         conditions.compare("id <", Param::Integer(before_id));

@@ -208,14 +208,14 @@ async fn filters_narrow_the_entries() {
     }
 }
 
-/// `since` bounds the newest-first walk by the least id the per-minute and per-hour counts have
-/// seen from its minute on. Ids follow the order entries are stored in, not their times, so
-/// this moves entries into two earlier hours, newer ones first, so that older ones (smaller
-/// ids) reach counts that already exist: in the first hour, minutes that newer entries made; in
-/// the second, minutes of their own in an hour that newer entries made. Each `since`, inside
-/// those minutes or in the empty hours before them, must still find every entry from then on.
+/// `since` and `until` bound the newest-first walk by the least and greatest ids the per-minute
+/// and per-hour counts have seen on their side. Ids follow the order entries are stored in, not
+/// their times, so this moves entries into two earlier hours, newer ones first, so that older
+/// ones (smaller ids) reach counts that already exist: in the first hour, minutes that newer
+/// entries made; in the second, minutes of their own in an hour that newer entries made. Each
+/// bound, inside those minutes or in the empty hours around them, must still find every entry.
 #[tokio::test]
-async fn since_finds_every_later_entry_whatever_order_they_were_stored_in() {
+async fn since_and_until_find_every_entry_inside_whatever_order_they_were_stored_in() {
     let (app, admin) = app_with_admin().await;
     for _ in 0..100 {
         app.get("/health").await.expect(200);
@@ -258,63 +258,79 @@ async fn since_finds_every_later_entry_whatever_order_they_were_stored_in() {
             )
             .unwrap();
     }
-    // No count's first id is above the least id it counts.
-    for (counts, period, period_ms) in [
-        ("log_minute_counts", "minute_ms", 60_000),
-        ("log_hour_counts", "hour_ms", 3_600_000),
-    ] {
-        let above: i64 = database
-            .query_row(
-                &format!(
-                    "SELECT count(*) FROM {counts} AS counted
-                     WHERE first_id > (
-                         SELECT min(id) FROM log_entries
-                         WHERE at_ms / {period_ms} * {period_ms} = counted.{period}
-                           AND component = counted.component
-                           AND CASE WHEN status IS NULL THEN 'none' ELSE (status / 100) || 'xx' END
-                               = counted.class)"
-                ),
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert_eq!(above, 0, "{counts} holding a first id above their entries'");
-    }
-    let seconds: Vec<(i64, String)> = database
+    assert_counts_bound_their_ids(&database);
+    // Every second an entry is in and the one after it, and hours before and after them all.
+    let moments: Vec<(i64, String)> = database
         .prepare(
             "SELECT DISTINCT at_ms / 1000 * 1000 + step,
                     strftime('%Y-%m-%dT%H:%M:%SZ', at_ms / 1000 + step / 1000, 'unixepoch')
              FROM log_entries, (SELECT 0 AS step UNION ALL SELECT 1000)
              UNION
-             SELECT first - hours * 3600000,
-                    strftime('%Y-%m-%dT%H:%M:%SZ', first / 1000 - hours * 3600, 'unixepoch')
-             FROM (SELECT min(at_ms) / 1000 * 1000 AS first FROM log_entries),
-                  (SELECT 1 AS hours UNION ALL SELECT 3)",
+             SELECT moment, strftime('%Y-%m-%dT%H:%M:%SZ', moment / 1000, 'unixepoch')
+             FROM (SELECT min(at_ms) / 1000 * 1000 + hours * 3600000 AS moment
+                   FROM log_entries, (SELECT -3 AS hours UNION ALL SELECT -1 UNION ALL SELECT 5)
+                   GROUP BY hours)",
         )
         .unwrap()
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert!(seconds.len() > 10);
-    for (since_ms, since) in seconds {
-        let expected: Vec<i64> = database
-            .prepare("SELECT id FROM log_entries WHERE at_ms >= ?1 AND id <= ?2 ORDER BY id DESC")
-            .unwrap()
-            .query_map([since_ms, last_moved], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        // Entries stored after the move (these requests' own) are newer than every moved one.
-        let found: Vec<i64> =
-            logs(&app, &admin, &format!("?since={since}&limit=500")).await["entries"]
+    assert!(moments.len() > 10);
+    for (moment_ms, moment) in moments {
+        for (filter, inside) in [("since", "at_ms >= ?1"), ("until", "at_ms < ?1")] {
+            let expected: Vec<i64> = database
+                .prepare(&format!(
+                    "SELECT id FROM log_entries WHERE {inside} AND id <= ?2 ORDER BY id DESC"
+                ))
+                .unwrap()
+                .query_map([moment_ms, last_moved], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            // Entries stored after the moves (these requests' own) are newer than all moved.
+            let found: Vec<i64> = logs(&app, &admin, &format!("?{filter}={moment}&limit=500"))
+                .await["entries"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|entry| entry["id"].as_i64().unwrap())
                 .filter(|&id| id <= last_moved)
                 .collect();
-        assert_eq!(found, expected, "since {since}");
+            assert_eq!(found, expected, "{filter} {moment}");
+        }
+    }
+    // The requests above stored their own entries the usual way, several to a minute.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_counts_bound_their_ids(&database);
+}
+
+/// No per-minute or per-hour count has a first id above the least id it counts, nor a last id
+/// below the greatest.
+fn assert_counts_bound_their_ids(database: &rusqlite::Connection) {
+    for (counts, period, period_ms) in [
+        ("log_minute_counts", "minute_ms", 60_000),
+        ("log_hour_counts", "hour_ms", 3_600_000),
+    ] {
+        let counted_entries = format!(
+            "FROM log_entries
+             WHERE at_ms / {period_ms} * {period_ms} = counted.{period}
+               AND component = counted.component
+               AND CASE WHEN status IS NULL THEN 'none' ELSE (status / 100) || 'xx' END
+                   = counted.class"
+        );
+        let outside: i64 = database
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {counts} AS counted
+                     WHERE first_id > (SELECT min(id) {counted_entries})
+                        OR last_id < (SELECT max(id) {counted_entries})"
+                ),
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(outside, 0, "{counts} with ids outside their bounds");
     }
 }
 
