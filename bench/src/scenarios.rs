@@ -224,6 +224,13 @@ pub const SCENARIOS: &[Scenario] = &[
         "GET /logs?since=<3 days ago>&until=<a day ago>&limit=50 over 1M entries",
     ),
     scenario(
+        "logs-status",
+        Seeded,
+        Sqlite,
+        true,
+        "GET /logs?status=4xx&limit=50 over 1M entries",
+    ),
+    scenario(
         "logs-stats",
         Seeded,
         Sqlite,
@@ -592,6 +599,10 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
                 rfc3339_ago(86_400_000)
             );
             get(Box::leak(path.into_boxed_str()), Some(token))
+        }
+        "logs-status" => {
+            let token = setup.token_for(crate::BENCH_ADMIN).await?;
+            get("/logs?status=4xx&limit=50", Some(token))
         }
         "logs-stats" => {
             let token = setup.token_for(crate::BENCH_ADMIN).await?;

@@ -169,6 +169,8 @@ fn conditions(filters: Filters, user_id: Option<String>) -> Conditions {
         conditions.compare("request_id =", text(request_id));
     }
     if let Some((low, high)) = filters.status {
+        // The class is what the index holds (migration 0016), in the order of ids.
+        conditions.compare("status / 100 =", Param::Integer(low / 100));
         conditions.compare("status >=", Param::Integer(low));
         conditions.compare("status <=", Param::Integer(high));
     }
