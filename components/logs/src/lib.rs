@@ -60,6 +60,16 @@ async fn verify(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
 
+/// The start of the period of `period_ms` that `ms` falls in.
+fn period_start(ms: i64, period_ms: i64) -> i64 {
+    ms.div_euclid(period_ms) * period_ms
+}
+
+/// The first period boundary at or after `ms`.
+fn next_period_start(ms: i64, period_ms: i64) -> i64 {
+    period_start(ms + period_ms - 1, period_ms)
+}
+
 /// An RFC 3339 timestamp as Unix milliseconds.
 pub fn timestamp(value: &str) -> Result<i64, String> {
     time::parse_rfc3339(value)

@@ -118,11 +118,11 @@ fn filters(ctx: &RequestCtx) -> Result<Filters, ApiError> {
 mod id_bounds {
     use shared::platform::db::{Conditions, Param};
 
-    use crate::{HOUR_MS, MINUTE_MS};
+    use crate::{HOUR_MS, MINUTE_MS, next_period_start, period_start};
 
     pub fn since(conditions: &mut Conditions, since_ms: i64) {
-        let minute = since_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
-        let hour = (minute + HOUR_MS - 1).div_euclid(HOUR_MS) * HOUR_MS;
+        let minute = period_start(since_ms, MINUTE_MS);
+        let hour = next_period_start(minute, HOUR_MS);
         let minute = conditions.bind(Param::Integer(minute));
         let hour = conditions.bind(Param::Integer(hour));
         conditions.push(format!(
@@ -136,7 +136,7 @@ mod id_bounds {
     }
 
     pub fn until(conditions: &mut Conditions, until_ms: i64) {
-        let hour = until_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let hour = period_start(until_ms, HOUR_MS);
         let hour = conditions.bind(Param::Integer(hour));
         let until = conditions.bind(Param::Integer(until_ms));
         conditions.push(format!(

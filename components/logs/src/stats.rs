@@ -7,7 +7,7 @@ use shared::platform::db::{self, Param};
 use shared::platform::time;
 use shared::{ApiError, Reply, RequestCtx};
 
-use crate::{HOUR_MS, MINUTE_MS, format_millis, timestamp};
+use crate::{HOUR_MS, MINUTE_MS, format_millis, next_period_start, period_start, timestamp};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -50,12 +50,11 @@ fn range(ctx: &RequestCtx) -> Result<Range, ApiError> {
 /// range takes every period from `from` on. With no whole period inside, `from == to == since`,
 /// so the finer counts answer it all.
 fn whole_periods(since: i64, until: i64, open_ended: bool, period_ms: i64) -> (i64, i64) {
-    // The first period boundary at or after `since`.
-    let from = (since + period_ms - 1).div_euclid(period_ms) * period_ms;
+    let from = next_period_start(since, period_ms);
     if open_ended {
         return (from, i64::MAX);
     }
-    let to = until.div_euclid(period_ms) * period_ms;
+    let to = period_start(until, period_ms);
     if to <= from {
         (since, since)
     } else {
@@ -92,7 +91,7 @@ fn sources(range: &Range) -> Sources {
     let mut slots = partial_minutes.iter_mut();
     for (mut from, to) in parts {
         while from < to {
-            let minute = from.div_euclid(MINUTE_MS) * MINUTE_MS;
+            let minute = period_start(from, MINUTE_MS);
             let end = to.min(minute + MINUTE_MS);
             *slots.next().expect("at most two partial minutes") = (minute, from, end);
             from = end;
@@ -201,7 +200,7 @@ pub async fn stats(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     // Periods are whole minutes or hours, and buckets whole multiples of them.
     let mut folded: BTreeMap<(i64, &str, &str), i64> = BTreeMap::new();
     for (period_ms, component, class, n) in &counts {
-        let bucket = period_ms.div_euclid(range.bucket_ms) * range.bucket_ms;
+        let bucket = period_start(*period_ms, range.bucket_ms);
         *folded.entry((bucket, component, class)).or_default() += n;
     }
     // Each bucket's start is formatted once, however many rows it has.
