@@ -110,47 +110,91 @@ fn filters(ctx: &RequestCtx) -> Result<Filters, ApiError> {
     })
 }
 
-/// Conditions on ids that bound the entries at or after `since`, or before `until`, from the
-/// per-minute and per-hour counts (migration 0015): the counts of the minutes inside the bound's
-/// own hour, then those of the whole hours beyond it. Ids follow the order entries were stored
-/// in, not their times; with these, the newest-first walk that a page is stops where a time
-/// bound ends instead of visiting every entry outside it. Counting nothing, no entry is inside.
+/// Bounds on ids for a time filter, from the per-minute and per-hour counts (migration 0015):
+/// the least and greatest id counted in the periods that hold `[since, until)`. Ids follow the
+/// order entries were stored in, not their times; with these, the newest-first walk that a page
+/// is starts and stops where the time filter does instead of visiting every entry outside it.
+/// Counting nothing, no entry is inside.
 mod id_bounds {
     use shared::platform::db::{Conditions, Param};
 
     use crate::{HOUR_MS, MINUTE_MS, next_period_start, period_start};
 
-    pub fn since(conditions: &mut Conditions, since_ms: i64) {
-        let minute = period_start(since_ms, MINUTE_MS);
-        let hour = next_period_start(minute, HOUR_MS);
-        let minute = conditions.bind(Param::Integer(minute));
-        let hour = conditions.bind(Param::Integer(hour));
+    /// Binds the bounds of `[since, until)` (an absent side is open) and returns the `WITH`
+    /// clause that reads them from the counts once, for the conditions it adds.
+    pub fn of_time_range(
+        conditions: &mut Conditions,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> String {
+        let periods = counted_periods(conditions, since, until);
         conditions.push(format!(
-            "id >= coalesce((SELECT min(first_id) FROM (
-                 SELECT first_id FROM log_minute_counts
-                 WHERE minute_ms >= {minute} AND minute_ms < {hour}
-                 UNION ALL
-                 SELECT first_id FROM log_hour_counts WHERE hour_ms >= {hour})), {})",
+            "id >= coalesce((SELECT first_id FROM time_range_ids), {})",
             i64::MAX
         ));
+        conditions.push("id <= coalesce((SELECT last_id FROM time_range_ids), 0)");
+        format!(
+            "WITH time_range_ids (first_id, last_id) AS MATERIALIZED (
+                 SELECT min(first_id), max(last_id) FROM ({periods}))"
+        )
     }
 
-    pub fn until(conditions: &mut Conditions, until_ms: i64) {
-        let hour = period_start(until_ms, HOUR_MS);
-        let hour = conditions.bind(Param::Integer(hour));
-        let until = conditions.bind(Param::Integer(until_ms));
-        conditions.push(format!(
-            "id <= coalesce((SELECT max(last_id) FROM (
-                 SELECT last_id FROM log_minute_counts
-                 WHERE minute_ms >= {hour} AND minute_ms < {until}
-                 UNION ALL
-                 SELECT last_id FROM log_hour_counts WHERE hour_ms < {hour})), 0)"
-        ));
+    /// The counts' rows that cover every entry in `[since, until)`: the minutes from since's to
+    /// the next whole hour, the whole hours, then the minutes of until's hour before it; or the
+    /// minutes alone when one hour holds the range.
+    fn counted_periods(
+        conditions: &mut Conditions,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> String {
+        let since_minute = since.map(|since| period_start(since, MINUTE_MS));
+        let first_hour = since_minute.map(|minute| next_period_start(minute, HOUR_MS));
+        let last_hour = until.map(|until| period_start(until, HOUR_MS));
+        if let (Some(first), Some(last)) = (first_hour, last_hour)
+            && first > last
+        {
+            return id_rows(conditions, MINUTES, since_minute, until);
+        }
+        let mut parts = vec![id_rows(conditions, HOURS, first_hour, last_hour)];
+        if since.is_some() {
+            parts.push(id_rows(conditions, MINUTES, since_minute, first_hour));
+        }
+        if until.is_some() {
+            parts.push(id_rows(conditions, MINUTES, last_hour, until));
+        }
+        parts.join(" UNION ALL ")
+    }
+
+    /// A table of counts and its period column.
+    const MINUTES: (&str, &str) = ("log_minute_counts", "minute_ms");
+    const HOURS: (&str, &str) = ("log_hour_counts", "hour_ms");
+
+    /// The id bounds of the counts whose period lies in `[from, to)` (an absent side is open).
+    fn id_rows(
+        conditions: &mut Conditions,
+        (table, period): (&str, &str),
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> String {
+        let range: Vec<String> = [(from, ">="), (to, "<")]
+            .into_iter()
+            .filter_map(|(value, operator)| {
+                let placeholder = conditions.bind(Param::Integer(value?));
+                Some(format!("{period} {operator} {placeholder}"))
+            })
+            .collect();
+        let filter = if range.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", range.join(" AND "))
+        };
+        format!("SELECT first_id, last_id FROM {table} {filter}")
     }
 }
 
-/// The WHERE conditions of `filters`; `user_id` is the resolved `user` filter.
-fn conditions(filters: Filters, user_id: Option<String>) -> Conditions {
+/// The WHERE conditions of `filters`, and the `WITH` clause they need (or nothing); `user_id`
+/// is the resolved `user` filter.
+fn conditions(filters: Filters, user_id: Option<String>) -> (String, Conditions) {
     let mut conditions = Conditions::default();
     let text = |value: String| Param::Text(value);
     if let Some(component) = filters.component {
@@ -176,16 +220,19 @@ fn conditions(filters: Filters, user_id: Option<String>) -> Conditions {
     }
     if let Some(since) = filters.since {
         conditions.compare("at_ms >=", Param::Integer(since));
-        id_bounds::since(&mut conditions, since);
     }
     if let Some(until) = filters.until {
         conditions.compare("at_ms <", Param::Integer(until));
-        id_bounds::until(&mut conditions, until);
     }
+    let with = if filters.since.is_some() || filters.until.is_some() {
+        id_bounds::of_time_range(&mut conditions, filters.since, filters.until)
+    } else {
+        String::new()
+    };
     if let Some(before_id) = filters.before_id {
         conditions.compare("id <", Param::Integer(before_id));
     }
-    conditions
+    (with, conditions)
 }
 
 pub async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
@@ -201,13 +248,13 @@ pub async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
         },
     };
     let limit = filters.limit;
-    let mut conditions = conditions(filters, user_id);
+    let (with, mut conditions) = conditions(filters, user_id);
     let filter = conditions.where_clause();
     let limit_placeholder = conditions.bind(Param::Integer(limit + 1));
     let mut entries: Vec<RawRow> = db
         .query_json(
             &format!(
-                "SELECT id, at, level, component, event, request_id, user_id, method, route,
+                "{with} SELECT id, at, level, component, event, request_id, user_id, method, route,
                         status, duration_us, fields, hash
                  FROM log_entries {filter} ORDER BY id DESC LIMIT {limit_placeholder}"
             ),

@@ -213,7 +213,8 @@ async fn filters_narrow_the_entries() {
 /// their times, so this moves entries into two earlier hours, newer ones first, so that older
 /// ones (smaller ids) reach counts that already exist: in the first hour, minutes that newer
 /// entries made; in the second, minutes of their own in an hour that newer entries made. Each
-/// bound, inside those minutes or in the empty hours around them, must still find every entry.
+/// bound, and each pair of them, inside those minutes or in the empty hours around them, must
+/// still find every entry.
 #[tokio::test]
 async fn since_and_until_find_every_entry_inside_whatever_order_they_were_stored_in() {
     let (app, admin) = app_with_admin().await;
@@ -277,32 +278,62 @@ async fn since_and_until_find_every_entry_inside_whatever_order_they_were_stored
         .map(Result::unwrap)
         .collect();
     assert!(moments.len() > 10);
-    for (moment_ms, moment) in moments {
+    let checked = (&app, admin.as_str(), &database);
+    for (moment_ms, moment) in &moments {
         for (filter, inside) in [("since", "at_ms >= ?1"), ("until", "at_ms < ?1")] {
-            let expected: Vec<i64> = database
-                .prepare(&format!(
-                    "SELECT id FROM log_entries WHERE {inside} AND id <= ?2 ORDER BY id DESC"
-                ))
-                .unwrap()
-                .query_map([moment_ms, last_moved], |row| row.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            // Entries stored after the moves (these requests' own) are newer than all moved.
-            let found: Vec<i64> = logs(&app, &admin, &format!("?{filter}={moment}&limit=500"))
-                .await["entries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|entry| entry["id"].as_i64().unwrap())
-                .filter(|&id| id <= last_moved)
-                .collect();
-            assert_eq!(found, expected, "{filter} {moment}");
+            let query = format!("{filter}={moment}");
+            assert_finds_what_sqlite_does(checked, last_moved, &query, inside, &[*moment_ms]).await;
         }
+    }
+    // Both bounds at once: every pair from a sample of the moments, and each with the next.
+    let mut moments = moments;
+    moments.sort();
+    let sample: Vec<&(i64, String)> = moments
+        .iter()
+        .step_by((moments.len() / 12).max(1))
+        .collect();
+    let pairs = sample
+        .iter()
+        .enumerate()
+        .flat_map(|(n, since)| sample[n + 1..].iter().map(move |until| (*since, *until)))
+        .chain(moments.windows(2).map(|pair| (&pair[0], &pair[1])));
+    for ((since_ms, since), (until_ms, until)) in pairs {
+        let query = format!("since={since}&until={until}");
+        let inside = "at_ms >= ?1 AND at_ms < ?2";
+        assert_finds_what_sqlite_does(checked, last_moved, &query, inside, &[*since_ms, *until_ms])
+            .await;
     }
     // The requests above stored their own entries the usual way, several to a minute.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_counts_bound_their_ids(&database);
+}
+
+/// `GET /logs?{query}` answers the ids SQLite finds with `condition`, newest first, among the
+/// entries up to `last_moved` (those stored after it are the test's own requests).
+async fn assert_finds_what_sqlite_does(
+    (app, admin, database): (&TestApp, &str, &rusqlite::Connection),
+    last_moved: i64,
+    query: &str,
+    condition: &str,
+    params: &[i64],
+) {
+    let expected: Vec<i64> = database
+        .prepare(&format!(
+            "SELECT id FROM log_entries WHERE {condition} AND id <= {last_moved} ORDER BY id DESC"
+        ))
+        .unwrap()
+        .query_map(rusqlite::params_from_iter(params), |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let found: Vec<i64> = logs(app, admin, &format!("?{query}&limit=500")).await["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["id"].as_i64().unwrap())
+        .filter(|&id| id <= last_moved)
+        .collect();
+    assert_eq!(found, expected, "{query}");
 }
 
 /// No per-minute or per-hour count has a first id above the least id it counts, nor a last id
