@@ -120,9 +120,10 @@ struct PeriodCount<'a> {
 /// Counts per period, where a period is a stored hour, a stored minute or a partial minute
 /// counted from the entries: packed by SQLite into one JSON array without sorting (the stored
 /// counts come in key order, and a GROUP BY over tens of thousands of per-minute rows was most
-/// of a request), and folded into buckets by [`stats`]: the row holds the array as text. A partial minute is grouped by the
-/// stored columns rather than by its minute and class: SQLite sorts every entry it groups, and
-/// computing those keys for each of a busy minute's entries more than doubled that sort.
+/// of a request), returned as the row that holds that text, and folded into buckets by
+/// [`stats`]. A partial minute is grouped by the stored columns rather than by its minute and
+/// class: SQLite sorts every entry it groups, and computing those keys for each of a busy
+/// minute's entries more than doubled that sort.
 async fn packed_counts(range: &Range) -> Result<Rows, ApiError> {
     let Sources {
         minutes,
