@@ -169,7 +169,8 @@ mod id_bounds {
     const MINUTES: (&str, &str) = ("log_minute_counts", "minute_ms");
     const HOURS: (&str, &str) = ("log_hour_counts", "hour_ms");
 
-    /// The id bounds of the counts whose period lies in `[from, to)` (an absent side is open).
+    /// The id bounds of the counts whose period lies in `[from, to)`. One side may be absent
+    /// (open); [`counted_periods`] always gives at least one, as a time range has one.
     fn id_rows(
         conditions: &mut Conditions,
         (table, period): (&str, &str),
@@ -183,12 +184,10 @@ mod id_bounds {
                 Some(format!("{period} {operator} {placeholder}"))
             })
             .collect();
-        let filter = if range.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", range.join(" AND "))
-        };
-        format!("SELECT first_id, last_id FROM {table} {filter}")
+        format!(
+            "SELECT first_id, last_id FROM {table} WHERE {}",
+            range.join(" AND ")
+        )
     }
 }
 
