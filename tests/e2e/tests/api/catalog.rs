@@ -237,6 +237,51 @@ async fn concurrent_conditional_updates_let_exactly_one_win() {
     );
 }
 
+/// Concurrent reads served by one instance each get their own row, and a change committed on
+/// one connection is what the next read sees, on whichever connection it runs.
+#[tokio::test]
+async fn concurrent_reads_get_their_own_items_and_see_each_committed_change() {
+    let app = spawn_app().await;
+    let (_, seller) = app.signed_in_user("seller").await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let item = create(&app, &seller, &book(&format!("Volume {n}"), 100 + n)).await;
+        ids.push(item["id"].as_str().unwrap().to_owned());
+    }
+    let (app, ids) = (&app, &ids);
+    let reads = (0..96).map(|i| async move {
+        let n = i % ids.len();
+        let item = app
+            .get(&format!("/catalog/items/{}", ids[n]))
+            .await
+            .expect(200)
+            .json();
+        (n, item)
+    });
+    for (n, item) in futures::future::join_all(reads).await {
+        assert_eq!(item["id"], ids[n].as_str());
+        assert_eq!(item["title"], format!("Volume {n}"));
+    }
+    for (n, id) in ids.iter().enumerate().take(4) {
+        let revised = format!("Volume {n}, revised");
+        patch(
+            app,
+            &seller,
+            id,
+            Some("\"1\""),
+            &json!({ "title": revised }),
+        )
+        .await
+        .expect(200);
+        let item = app
+            .get(&format!("/catalog/items/{id}"))
+            .await
+            .expect(200)
+            .json();
+        assert_eq!(item["title"], revised);
+    }
+}
+
 #[tokio::test]
 async fn stock_changes_are_atomic_and_never_go_negative() {
     let app = spawn_app().await;
