@@ -3,12 +3,18 @@
 //!
 //! Connections: under Spin every `open` is a new connection (a file, locks and a schema parse
 //! with the embedded SQLite; a new TCP connection and server stream with libSQL), and costs more
-//! than most queries. So each instance keeps the connections it opened in a small pool:
-//! [`connect`] lends one to a request for as long as it holds it, which also guarantees that a
-//! connection never runs two statements at once (libSQL refuses a statement while another one's
-//! rows are still being read) and that a transaction's statements never interleave with another
-//! request's. A connection that failed is not lent again, and one that sat idle long enough for
-//! a libSQL server to expire its stream is closed instead of reused.
+//! than most queries. So each instance keeps the connections it opened on the embedded SQLite in
+//! a small pool: [`connect`] lends one to a request for as long as it holds it, which also
+//! guarantees that a connection never runs two statements at once and that a transaction's
+//! statements never interleave with another request's. A connection that failed is not lent
+//! again.
+//!
+//! A libSQL connection is closed after its request instead: an idle one keeps one of the server's
+//! connection slots (`--max-concurrent-connections`) until its stream is closed or expires, about
+//! ten seconds later (libsql-server 0.24's Hrana streams), so pooling it would hold slots other
+//! instances and processes wait for (the scale-out test that exhausts the server's connections
+//! failed when they were pooled). Closing hands the slot back at once. Such a backend is known by
+//! refusing the per-connection settings below.
 //!
 //! Durability choice: the database runs in WAL mode with `synchronous = NORMAL` where the
 //! backend allows it (Spin's embedded SQLite). A commit is then a write into the WAL file
@@ -16,8 +22,8 @@
 //! process (SIGKILL included: the data is in the operating system's cache), never corrupts the
 //! database, and only an operating-system crash or power loss can lose the last commits before
 //! the latest checkpoint. Rollback-journal mode with full sync costs two to three fsyncs per
-//! commit. A remote libSQL server refuses these pragmas and keeps its own durability; nothing
-//! here depends on them succeeding.
+//! commit. A remote libSQL server refuses these pragmas and keeps its own durability; the
+//! refusal only tells the pool not to keep its connections.
 //!
 //! Temporary data stays in memory (`temp_store = MEMORY`): a statement inside a transaction
 //! that writes many rows (the log's seal updating a batch of entries, say) keeps a statement
@@ -27,16 +33,12 @@
 
 use std::cell::RefCell;
 use std::ops::Deref;
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use spin_sdk::sqlite::{Connection, Value};
 
 /// Connections kept idle per instance; more are closed when returned.
 const MAX_IDLE: usize = 8;
-/// An idle connection older than this is closed rather than lent (libSQL servers expire an
-/// idle stream after 10 s, and the client does not reconnect).
-const MAX_IDLE_TIME: Duration = Duration::from_secs(5);
 
 /// Statement parameters.
 pub use spin_sdk::sqlite::Value as Param;
@@ -229,9 +231,11 @@ impl<T: FromValue> FromValue for Option<T> {
 /// An open connection to the app's database.
 pub struct Db {
     connection: Connection,
-    idle_since: Instant,
     /// Set when a statement failed in a way that may have left the connection unusable.
     broken: std::cell::Cell<bool>,
+    /// Whether the instance may keep it for later requests: on the embedded SQLite, not on a
+    /// libSQL server (see the module documentation).
+    poolable: bool,
 }
 
 thread_local! {
@@ -253,13 +257,12 @@ impl Deref for PooledDb {
 
 impl Drop for PooledDb {
     fn drop(&mut self) {
-        let Some(mut db) = self.db.take() else {
+        let Some(db) = self.db.take() else {
             return;
         };
-        if db.broken.get() {
+        if db.broken.get() || !db.poolable {
             return;
         }
-        db.idle_since = Instant::now();
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
             if idle.len() < MAX_IDLE {
@@ -271,13 +274,8 @@ impl Drop for PooledDb {
 
 /// A connection of this instance's pool (or a new one, its schema brought up to date first).
 pub async fn connect() -> Result<PooledDb, DbError> {
-    loop {
-        let Some(db) = IDLE.with(|idle| idle.borrow_mut().pop()) else {
-            break;
-        };
-        if db.idle_since.elapsed() < MAX_IDLE_TIME {
-            return Ok(PooledDb { db: Some(db) });
-        }
+    if let Some(db) = IDLE.with(|idle| idle.borrow_mut().pop()) {
+        return Ok(PooledDb { db: Some(db) });
     }
     let db = Db::open().await?;
     crate::platform::migrations::ensure_schema(&db).await?;
@@ -311,14 +309,15 @@ impl Db {
         let connection = Connection::open_default()
             .await
             .map_err(|error| DbError::new(OPENING, error))?;
-        let db = Self {
+        let mut db = Self {
             connection,
-            idle_since: Instant::now(),
             broken: std::cell::Cell::new(false),
+            poolable: false,
         };
-        // Per-connection settings; see the module documentation.
-        let _ = db.query("PRAGMA synchronous = NORMAL", []).await;
-        let _ = db.query("PRAGMA temp_store = MEMORY", []).await;
+        // Per-connection settings; see the module documentation. A libSQL server refuses them,
+        // which is how its connections are told apart.
+        db.poolable = db.run("PRAGMA synchronous = NORMAL", []).await.is_ok();
+        let _ = db.run("PRAGMA temp_store = MEMORY", []).await;
         Ok(db)
     }
 
