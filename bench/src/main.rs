@@ -104,7 +104,41 @@ async fn start(
     extra_args: &[String],
     state: tempfile::TempDir,
 ) -> Result<(RunningSpin, tempfile::TempDir)> {
+    start_with(
+        AppConfig::new(state.path()),
+        manifest,
+        variables,
+        extra_args,
+        state,
+    )
+    .await
+}
+
+/// Starts the floors (bench/spin.toml), with the write floor's database in a file of its own.
+async fn start_floors(state: tempfile::TempDir) -> Result<(RunningSpin, tempfile::TempDir)> {
+    let runtime_config = state.path().join("runtime-config.toml");
+    let writes = state.path().join("sqlite-writes.db");
+    std::fs::write(
+        &runtime_config,
+        format!(
+            "{}[sqlite_database.writes]\ntype = \"spin\"\npath = {:?}\n",
+            e2e::local_runtime_config(state.path()),
+            writes.display().to_string()
+        ),
+    )?;
     let mut config = AppConfig::new(state.path());
+    config.runtime_config = Some(runtime_config);
+    let manifest = workspace_root().join("bench/spin.toml");
+    start_with(config, manifest, &[], &floor_seeds(), state).await
+}
+
+async fn start_with(
+    mut config: AppConfig,
+    manifest: PathBuf,
+    variables: &[(&str, &str)],
+    extra_args: &[String],
+    state: tempfile::TempDir,
+) -> Result<(RunningSpin, tempfile::TempDir)> {
     config.manifest = manifest;
     config.reuse = e2e::InstanceReuse::Spin;
     config.extra_args = extra_args.to_vec();
@@ -139,7 +173,7 @@ async fn start_target(
     let root = workspace_root();
     let state = tempfile::tempdir()?;
     match target {
-        Target::Floors => start(root.join("bench/spin.toml"), &[], &floor_seeds(), state).await,
+        Target::Floors => start_floors(state).await,
         Target::App => start(root.join("spin.toml"), &[], &cli.app_args, state).await,
         Target::AppWithoutAccessLog => {
             let variables = [("access_log", "off")];
@@ -231,7 +265,11 @@ async fn warm_up() -> Result<()> {
     let root = workspace_root();
     for manifest in [root.join("spin.toml"), root.join("bench/spin.toml")] {
         let started = std::time::Instant::now();
-        let (spin, _state) = start(manifest.clone(), &[], &[], tempfile::tempdir()?).await?;
+        let (spin, _state) = if manifest.ends_with("bench/spin.toml") {
+            start_floors(tempfile::tempdir()?).await?
+        } else {
+            start(manifest.clone(), &[], &[], tempfile::tempdir()?).await?
+        };
         drop(spin);
         eprintln!("{} ready in {:.1?}", manifest.display(), started.elapsed());
     }
@@ -258,13 +296,15 @@ fn chosen(cli: &Cli) -> Result<Vec<Scenario>> {
 }
 
 /// The floors to measure: hello, key-value and SQLite always; the password hash only when a
-/// chosen scenario is read against it (it takes the cores for as long as it runs).
+/// chosen scenario is read against it (it takes the cores for as long as it runs), and the
+/// SQLite write only when a chosen scenario stores a row.
 fn floors_for(chosen: &[Scenario]) -> Vec<Scenario> {
     FLOORS
         .iter()
-        .filter(|floor| {
-            floor.name != Floor::Argon2.scenario()
-                || chosen.iter().any(|s| s.floor == Floor::Argon2)
+        .filter(|floor| match Floor::of_scenario(floor.name) {
+            Some(Floor::Argon2) => chosen.iter().any(|s| s.floor == Floor::Argon2),
+            Some(Floor::SqliteWrite) => chosen.iter().any(|s| scenarios::stores_a_row(s.name)),
+            _ => true,
         })
         .copied()
         .collect()
@@ -475,6 +515,20 @@ mod tests {
         assert_eq!(
             names(&floors_for(&[authenticate, login])),
             ["hello", "kv-get", "sqlite-read", "argon2-verify"]
+        );
+    }
+
+    #[test]
+    fn the_write_floor_runs_only_when_a_chosen_scenario_stores_a_row() {
+        let read = scenarios::find("messages-read").unwrap();
+        let write = scenarios::find("messages-write").unwrap();
+        assert_eq!(
+            names(&floors_for(&[read])),
+            ["hello", "kv-get", "sqlite-read"]
+        );
+        assert_eq!(
+            names(&floors_for(&[read, write])),
+            ["hello", "kv-get", "sqlite-read", "sqlite-write"]
         );
     }
 

@@ -35,6 +35,9 @@ pub enum Floor {
     Sqlite,
     /// One argon2id verification with the app's parameters (what a login cannot avoid).
     Argon2,
+    /// One SQLite INSERT of a small row (one commit). The targets read writes against
+    /// [`Floor::Sqlite`]; this floor is measured beside them, to show what Spin lets a write cost.
+    SqliteWrite,
 }
 
 impl Floor {
@@ -44,14 +47,21 @@ impl Floor {
             Floor::KeyValue => "kv-get",
             Floor::Sqlite => "sqlite-read",
             Floor::Argon2 => "argon2-verify",
+            Floor::SqliteWrite => "sqlite-write",
         }
     }
 
     /// The floor a floor scenario measures.
     pub fn of_scenario(name: &str) -> Option<Floor> {
-        [Floor::Hello, Floor::KeyValue, Floor::Sqlite, Floor::Argon2]
-            .into_iter()
-            .find(|floor| floor.scenario() == name)
+        [
+            Floor::Hello,
+            Floor::KeyValue,
+            Floor::Sqlite,
+            Floor::SqliteWrite,
+            Floor::Argon2,
+        ]
+        .into_iter()
+        .find(|floor| floor.scenario() == name)
     }
 }
 
@@ -107,6 +117,13 @@ pub const FLOORS: &[Scenario] = &[
         "GET /sqlite-read: one SQLite read by primary key",
     ),
     scenario(
+        "sqlite-write",
+        Floors,
+        Hello,
+        false,
+        "POST /sqlite-write: one SQLite INSERT of a small row (measured when a scenario stores one)",
+    ),
+    scenario(
         "argon2-verify",
         Floors,
         Hello,
@@ -114,6 +131,11 @@ pub const FLOORS: &[Scenario] = &[
         "GET /argon2-verify: one argon2id verification (measured when a scenario needs it)",
     ),
 ];
+
+/// Whether a scenario's request stores a row in SQLite (so the write floor is measured beside it).
+pub fn stores_a_row(name: &str) -> bool {
+    name == "messages-write"
+}
 
 pub const SCENARIOS: &[Scenario] = &[
     scenario(
@@ -386,6 +408,11 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
         "hello" => get("/hello", None),
         "kv-get" => get("/kv-get", None),
         "sqlite-read" => get("/sqlite-read", None),
+        "sqlite-write" => Arc::new(|_| {
+            request(http::Method::POST, "/sqlite-write")
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        }),
         "argon2-verify" => get("/argon2-verify", None),
         "health" => get("/health", None),
         "openapi" => get("/openapi.json", None),
