@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::domain::secrets::{Candidate, elected_key};
 use crate::platform::config;
 use crate::platform::crypto::{HmacSha256Key, constant_time_eq, hex_sha256, random_bytes};
-use crate::platform::db::{Db, Param};
+use crate::platform::db::{Db, DbError, Param};
 use crate::platform::kv::KvStore;
 use crate::platform::log::{COLUMNS, Entry, Event};
 use crate::web::ApiError;
@@ -227,79 +227,101 @@ pub async fn read_entries(
         .collect())
 }
 
-/// Seals every unsealed entry into the chain (in batches, each its own transaction on `db`,
-/// which no other task may use meanwhile) and applies retention: entries older than
+/// The error the seal trigger (migration 0017) raises when the chain moved after its links were
+/// computed.
+const CHAIN_MOVED: &str = "log chain moved";
+
+/// Seals every unsealed entry into the chain and applies retention: entries older than
 /// `retention_days` are removed from the start of the chain, the anchor moves to the last one
 /// removed, and a `log.pruned` entry records it. `component` names who sealed, for that entry.
+///
+/// Each batch is linked outside any transaction and committed by one statement that applies
+/// the links only if the chain has not moved meanwhile; writers wait for that statement alone.
 pub async fn seal(db: &Db, component: &str, retention_days: i64) -> Result<ChainState, ApiError> {
     let key = chain_key(db).await?;
     loop {
-        let (state, more) = db
-            .in_transaction("BEGIN IMMEDIATE", async |db: &Db| {
-                seal_batch(db, &key, component, retention_days).await
-            })
-            .await?;
-        if !more {
-            return Ok(state);
+        let state = authentic_state(db, &key).await?;
+        let batch = read_entries(db, state.sealed_through, i64::MAX, SEAL_BATCH).await?;
+        let sealed = match seal_batch(db, &key, state, &batch).await {
+            Err(error) if error.message.contains(CHAIN_MOVED) => continue,
+            sealed => sealed?,
+        };
+        if batch.len() as i64 == SEAL_BATCH {
+            continue;
         }
+        // The `log.pruned` entry is sealed by the next round.
+        if prune_due(db, retention_days).await?
+            && prune(db, &key, component, retention_days).await?
+        {
+            continue;
+        }
+        return Ok(sealed);
     }
 }
 
-/// Seals up to [`SEAL_BATCH`] entries and prunes; returns the new state and whether entries
-/// remain to be sealed.
-async fn seal_batch(
-    db: &Db,
-    key: &ChainKey,
-    component: &str,
-    retention_days: i64,
-) -> Result<(ChainState, bool), ApiError> {
-    let mut state = chain_state(db).await?;
+/// The chain's recorded state, refused if its MAC does not hold under `key`.
+async fn authentic_state(db: &Db, key: &ChainKey) -> Result<ChainState, ApiError> {
+    let state = chain_state(db).await?;
     if !state.is_authentic(key) {
         return Err(ApiError::internal(anyhow::anyhow!(
             "the log chain's recorded state fails its MAC (edited, or sealed with another key); not sealing over it"
         )));
     }
-    let batch = read_entries(db, state.sealed_through, i64::MAX, SEAL_BATCH).await?;
-    let mut more = batch.len() as i64 == SEAL_BATCH;
-    if !batch.is_empty() {
-        let mut previous = state.head_hash.clone();
-        let mut updates = Vec::with_capacity(batch.len() * 2);
-        for (id, entry, _) in &batch {
-            previous = key.link(&previous, *id, entry);
-            updates.push(Param::Integer(*id));
-            updates.push(Param::Text(previous.clone()));
-        }
-        let values = vec!["(?, ?)"; batch.len()].join(", ");
-        db.execute(
-            &format!(
-                "UPDATE log_entries SET hash = sealed.column2
-                 FROM (VALUES {values}) AS sealed
-                 WHERE log_entries.id = sealed.column1"
-            ),
-            updates,
-        )
-        .await?;
-        state.sealed_through = batch.last().map_or(state.sealed_through, |(id, _, _)| *id);
-        state.head_hash = previous;
-    }
-    if let Some(pruned) = prune(db, &mut state, retention_days).await? {
-        let event = Event::info("log.pruned", pruned);
-        crate::platform::log::store(db, &[Entry::of_event(component, &event)]).await?;
-        more = true;
-    }
-    save_state(db, key, &state).await?;
-    Ok((state, more))
+    Ok(state)
 }
 
-/// Removes the oldest sealed entries past retention, moving the anchor to the last one
-/// removed; returns what the `log.pruned` entry records, if anything was removed.
-async fn prune(
+/// Links `batch` (the entries after `state.sealed_through`, in id order) into the chain and
+/// commits the links with the new state, unless the recorded state is no longer `state`.
+async fn seal_batch(
     db: &Db,
-    state: &mut ChainState,
-    retention_days: i64,
-) -> Result<Option<Value>, ApiError> {
-    let cutoff = crate::platform::time::unix_millis() - retention_days * 86_400_000;
-    // One index lookup answers the usual case: nothing has expired.
+    key: &ChainKey,
+    state: ChainState,
+    batch: &[(i64, Entry, Option<String>)],
+) -> Result<ChainState, DbError> {
+    let Some((last_id, _, _)) = batch.last() else {
+        return Ok(state);
+    };
+    let mut head = state.head_hash.clone();
+    let mut links = Vec::with_capacity(batch.len());
+    for (id, entry, _) in batch {
+        head = key.link(&head, *id, entry);
+        links.push((*id, head.clone()));
+    }
+    let mut sealed = ChainState {
+        sealed_through: *last_id,
+        head_hash: head,
+        key_id: Some(key.id.clone()),
+        state_mac: None,
+        ..state.clone()
+    };
+    sealed.state_mac = Some(key.state_mac(&sealed));
+    let links = serde_json::to_string(&links).expect("ids and hex links serialise");
+    db.execute(
+        "INSERT INTO log_seal (expected_through, expected_head, expected_anchor, expected_mac,
+                               sealed_through, head_hash, anchor_id, anchor_hash, key_id,
+                               state_mac, links)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            Param::Integer(state.sealed_through),
+            Param::Text(state.head_hash),
+            Param::Integer(state.anchor_id),
+            state.state_mac.map_or(Param::Null, Param::Text),
+            Param::Integer(sealed.sealed_through),
+            Param::Text(sealed.head_hash.clone()),
+            Param::Integer(sealed.anchor_id),
+            Param::Text(sealed.anchor_hash.clone()),
+            Param::Text(key.id.clone()),
+            sealed.state_mac.clone().map_or(Param::Null, Param::Text),
+            Param::Text(links),
+        ],
+    )
+    .await?;
+    Ok(sealed)
+}
+
+/// Whether the oldest entry is past retention: one index lookup, outside any transaction, for
+/// the usual answer (no).
+async fn prune_due(db: &Db, retention_days: i64) -> Result<bool, ApiError> {
     let oldest = db
         .query("SELECT min(at_ms) AS oldest FROM log_entries", [])
         .await?
@@ -307,9 +329,42 @@ async fn prune(
         .map(|row| row.get::<Option<i64>>("oldest"))
         .transpose()?
         .flatten();
-    if oldest.is_none_or(|oldest| oldest >= cutoff) {
-        return Ok(None);
-    }
+    Ok(oldest.is_some_and(|oldest| oldest < retention_cutoff(retention_days)))
+}
+
+fn retention_cutoff(retention_days: i64) -> i64 {
+    crate::platform::time::unix_millis() - retention_days * 86_400_000
+}
+
+/// Applies retention in one write transaction and records it as a `log.pruned` entry; returns
+/// whether anything was removed.
+async fn prune(
+    db: &Db,
+    key: &ChainKey,
+    component: &str,
+    retention_days: i64,
+) -> Result<bool, ApiError> {
+    db.in_transaction("BEGIN IMMEDIATE", async |db: &Db| {
+        let mut state = authentic_state(db, key).await?;
+        let Some(pruned) = remove_expired(db, &mut state, retention_days).await? else {
+            return Ok(false);
+        };
+        let event = Event::info("log.pruned", pruned);
+        crate::platform::log::store(db, &[Entry::of_event(component, &event)]).await?;
+        save_state(db, key, &state).await?;
+        Ok(true)
+    })
+    .await
+}
+
+/// Removes the oldest sealed entries past retention, moving the anchor to the last one
+/// removed; returns what the `log.pruned` entry records, if anything was removed.
+async fn remove_expired(
+    db: &Db,
+    state: &mut ChainState,
+    retention_days: i64,
+) -> Result<Option<Value>, ApiError> {
+    let cutoff = retention_cutoff(retention_days);
     // Entries are pruned from the oldest id on, only while they are all expired and sealed:
     // an old entry kept alive behind a newer one (clock skew) waits.
     let rows = db

@@ -672,6 +672,29 @@ async fn concurrent_requests_keep_the_chain_valid() {
 }
 
 #[tokio::test]
+async fn sealers_racing_each_other_and_the_writers_leave_one_valid_chain() {
+    let (app, admin) = app_with_admin().await;
+    // Each verify seals first, so these seals race each other and the seals the writers'
+    // flushes start every 256 entries; a seal that lost the race must read the chain again.
+    let writes = futures::future::join_all((0..600).map(|_| app.get("/health")));
+    let seals = futures::future::join_all((0..24).map(|_| verify_chain(&app, &admin)));
+    let (replies, reports) = futures::future::join(writes, seals).await;
+    for reply in replies {
+        reply.expect(200);
+    }
+    for report in reports {
+        assert_eq!(report["valid"], true, "{report}");
+    }
+    let report = app
+        .eventually(|| async {
+            let report = verify_chain(&app, &admin).await;
+            (report["entries_checked"].as_i64().unwrap() >= 600).then_some(report)
+        })
+        .await;
+    assert_eq!(report["valid"], true, "{report}");
+}
+
+#[tokio::test]
 async fn retention_prunes_old_entries_and_the_chain_still_verifies() {
     let (app, admin) = app_with_admin().await;
     for _ in 0..5 {
