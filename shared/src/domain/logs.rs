@@ -290,11 +290,9 @@ async fn seal_batch(
     let mut sealed = ChainState {
         sealed_through: *last_id,
         head_hash: head,
-        key_id: Some(key.id.clone()),
-        state_mac: None,
         ..state.clone()
     };
-    sealed.state_mac = Some(key.state_mac(&sealed));
+    let mac = key.state_mac(&sealed);
     let links = serde_json::to_string(&links).expect("ids and hex links serialise");
     db.execute(
         "INSERT INTO log_seal (expected_through, expected_head, expected_anchor, expected_mac,
@@ -311,11 +309,13 @@ async fn seal_batch(
             Param::Integer(sealed.anchor_id),
             Param::Text(sealed.anchor_hash.clone()),
             Param::Text(key.id.clone()),
-            sealed.state_mac.clone().map_or(Param::Null, Param::Text),
+            Param::Text(mac.clone()),
             Param::Text(links),
         ],
     )
     .await?;
+    sealed.key_id = Some(key.id.clone());
+    sealed.state_mac = Some(mac);
     Ok(sealed)
 }
 
