@@ -10,6 +10,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::cpu::CpuSample;
+
 /// Builds the n-th request of a run (so scenarios can vary what they send).
 pub type RequestFactory = Arc<dyn Fn(u64) -> http::Request<Full<Bytes>> + Send + Sync>;
 
@@ -20,6 +22,8 @@ pub struct Measurement {
     pub elapsed: Duration,
     /// Sorted latencies of successful requests, in microseconds.
     pub latencies_us: Vec<u32>,
+    /// CPU time spent outside the load generator while measuring (see [`crate::cpu`]).
+    pub server_cpu: Option<Duration>,
 }
 
 impl Measurement {
@@ -33,6 +37,12 @@ impl Measurement {
         }
         let index = ((self.latencies_us.len() as f64 - 1.0) * quantile).round() as usize;
         f64::from(self.latencies_us[index]) / 1000.0
+    }
+
+    /// Microseconds of CPU outside the load generator per request (errors included).
+    pub fn server_cpu_us_per_request(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
     }
 }
 
@@ -135,6 +145,7 @@ pub async fn run(
             continue;
         }
         let started = Instant::now();
+        let cpu_at_start = CpuSample::now();
         let deadline = started + phase_duration;
         let tasks: Vec<_> = (0..connections)
             .map(|_| {
@@ -160,12 +171,17 @@ pub async fn run(
             total.latencies_us.extend(result.latencies_us);
         }
         if record {
+            let elapsed = started.elapsed();
+            let server_cpu = cpu_at_start
+                .zip(CpuSample::now())
+                .map(|(start, end)| end.others_since(&start));
             total.latencies_us.sort_unstable();
             return Ok(Measurement {
                 requests: total.requests,
                 errors: total.errors,
-                elapsed: started.elapsed(),
+                elapsed,
                 latencies_us: total.latencies_us,
+                server_cpu,
             });
         }
     }
@@ -183,9 +199,11 @@ mod tests {
             errors: 0,
             elapsed: Duration::from_secs(1),
             latencies_us: (1..=100).map(|ms| ms * 1000).collect(),
+            server_cpu: Some(Duration::from_millis(25)),
         };
         assert_eq!(measurement.percentile_ms(0.5), 51.0);
         assert_eq!(measurement.percentile_ms(0.99), 99.0);
         assert_eq!(measurement.requests_per_second(), 100.0);
+        assert_eq!(measurement.server_cpu_us_per_request(), Some(250.0));
     }
 }

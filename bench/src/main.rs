@@ -10,6 +10,7 @@
 //!     cargo run --release -p bench -- authenticate login    # some of them
 
 mod chart;
+mod cpu;
 mod load;
 mod scenarios;
 mod seed;
@@ -331,18 +332,25 @@ fn floor_rates(floors: &[Row]) -> HashMap<Floor, f64> {
         .collect()
 }
 
+/// Server CPU per request, rounded to the microsecond, or `-` where `/proc` could not be read.
+fn server_cpu_cell(measurement: &Measurement) -> String {
+    measurement
+        .server_cpu_us_per_request()
+        .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"))
+}
+
 fn table(rows: &[Row], floors: &HashMap<Floor, f64>) -> Result<String> {
     let mut table = String::new();
     writeln!(
         table,
-        "| scenario | requests/s | % of hello | floor | % of floor | p50 ms | p99 ms | errors |\n|---|---:|---:|---|---:|---:|---:|---:|"
+        "| scenario | requests/s | % of hello | floor | % of floor | p50 ms | p99 ms | errors | server CPU us/request |\n|---|---:|---:|---|---:|---:|---:|---:|---:|"
     )?;
     for row in rows {
         let m = &row.measurement;
         let rate = m.requests_per_second();
         writeln!(
             table,
-            "| {} | {:.0} | {:.1}% | {} | {:.1}% | {:.2} | {:.2} | {} |",
+            "| {} | {:.0} | {:.1}% | {} | {:.1}% | {:.2} | {:.2} | {} | {} |",
             row.scenario.name,
             rate,
             100.0 * rate / floors[&Floor::Hello],
@@ -350,7 +358,8 @@ fn table(rows: &[Row], floors: &HashMap<Floor, f64>) -> Result<String> {
             100.0 * rate / floors[&row.scenario.floor],
             m.percentile_ms(0.50),
             m.percentile_ms(0.99),
-            m.errors
+            m.errors,
+            server_cpu_cell(m)
         )?;
     }
     Ok(table)
@@ -413,11 +422,12 @@ async fn main() -> Result<()> {
         progress(scenario.name);
         let measurement = measure(&cli, scenario, &targets).await?;
         eprintln!(
-            "    {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            "    {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} errors, {} us of server CPU a request",
             measurement.requests_per_second(),
             measurement.percentile_ms(0.5),
             measurement.percentile_ms(0.99),
-            measurement.errors
+            measurement.errors,
+            server_cpu_cell(&measurement)
         );
         rows.push(Row {
             scenario: *scenario,
