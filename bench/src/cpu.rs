@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 /// Linux reports both counters in USER_HZ ticks, 100 a second on every architecture it runs on.
-const TICK: Duration = Duration::from_millis(10);
+const MILLIS_PER_TICK: u64 = 10;
 
 /// The machine's busy ticks and the load generator's own, at one moment.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ impl CpuSample {
     pub fn others_since(&self, earlier: &Self) -> Duration {
         let machine = self.machine_busy.saturating_sub(earlier.machine_busy);
         let own = self.own.saturating_sub(earlier.own);
-        TICK * machine.saturating_sub(own) as u32
+        Duration::from_millis(MILLIS_PER_TICK * machine.saturating_sub(own))
     }
 }
 
