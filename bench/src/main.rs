@@ -9,6 +9,7 @@
 //!     cargo run --release -p bench -- -c 1 --get-routes     # one-connection latency of GETs
 //!     cargo run --release -p bench -- authenticate login    # some of them
 
+mod build;
 mod chart;
 mod cpu;
 mod load;
@@ -252,16 +253,6 @@ async fn measure(cli: &Cli, scenario: &Scenario, targets: &Targets) -> Result<Me
     .await
 }
 
-fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(workspace_root())
-        .output()
-        .ok()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 async fn warm_up() -> Result<()> {
     let started = std::time::Instant::now();
     let app = workspace_root().join("spin.toml");
@@ -449,8 +440,8 @@ async fn main() -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let header = format!(
-        "Run at unix time {now}, commit {}, under {}, {} connection(s), {} s measured after {} s warm-up, {} CPUs{}. Floors (mean of before and after): {}.\n\n",
-        git_commit(),
+        "Run at unix time {now}, {}, under {}, {} connection(s), {} s measured after {} s warm-up, {} CPUs{}. Floors (mean of before and after): {}.\n\n",
+        build::describe(&workspace_root()),
         spin_version(),
         cli.connections,
         cli.duration,
