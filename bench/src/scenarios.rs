@@ -167,6 +167,20 @@ pub const SCENARIOS: &[Scenario] = &[
         "GET /auth/authenticate with access_log=off",
     ),
     scenario(
+        "authenticate-32-users",
+        App,
+        KeyValue,
+        false,
+        "GET /auth/authenticate with 32 users' tokens in turn (the log indexes its entries by user)",
+    ),
+    scenario(
+        "authenticate-32-users-no-access-log",
+        AppWithoutAccessLog,
+        KeyValue,
+        false,
+        "GET /auth/authenticate with 32 users' tokens in turn, access_log=off",
+    ),
+    scenario(
         "messages-read",
         App,
         Sqlite,
@@ -346,6 +360,10 @@ impl Setup {
 
 pub const PASSWORD: &str = "benchmark password 2026";
 const LOGIN_USERS: usize = 64;
+/// Users whose tokens `authenticate-32-users` sends in turn: a flush of the access log then
+/// holds entries of many users, as a real service's does, and each costs the log's user index
+/// a leaf of its own.
+const AUTHENTICATE_USERS: usize = 32;
 
 fn request(method: http::Method, uri: &str) -> http::request::Builder {
     http::Request::builder()
@@ -420,6 +438,21 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
             "/auth/authenticate",
             Some(setup.token_for("bench-reader").await?),
         ),
+        "authenticate-32-users" | "authenticate-32-users-no-access-log" => {
+            let mut tokens = Vec::new();
+            for i in 0..AUTHENTICATE_USERS {
+                tokens.push(setup.token_for(&format!("bench-user-{i}")).await?);
+            }
+            Arc::new(move |n| {
+                request(http::Method::GET, "/auth/authenticate")
+                    .header(
+                        http::header::AUTHORIZATION,
+                        format!("Bearer {}", tokens[n as usize % tokens.len()]),
+                    )
+                    .body(Full::new(Bytes::new()))
+                    .unwrap()
+            })
+        }
         "login" | "login-no-access-log" => {
             // One account per connection or so: the per-username throttle (rightly) refuses
             // more concurrent attempts on one account than its failure allowance.
