@@ -360,9 +360,9 @@ impl Setup {
 
 pub const PASSWORD: &str = "benchmark password 2026";
 const LOGIN_USERS: usize = 64;
-/// Users whose tokens `authenticate-32-users` sends in turn: a flush of the access log then
-/// holds entries of many users, as a real service's does, and each costs the log's user index
-/// a leaf of its own.
+/// Users whose tokens `authenticate-32-users` sends in turn, as a real service's instances see
+/// many tokens: each instance then verifies up to this many signatures in its life instead of
+/// one, and a flush of the access log holds many users' entries (a leaf each in its user index).
 const AUTHENTICATE_USERS: usize = 32;
 
 fn request(method: http::Method, uri: &str) -> http::request::Builder {
@@ -411,9 +411,15 @@ fn rfc3339_ago(ms: i64) -> String {
 }
 
 fn get(path: &'static str, token: Option<String>) -> RequestFactory {
-    Arc::new(move |_| {
+    get_as(path, token.into_iter().collect())
+}
+
+/// GETs of `path` bearing `tokens` in turn, one per request (none: anonymous).
+fn get_as(path: &'static str, tokens: Vec<String>) -> RequestFactory {
+    Arc::new(move |n| {
         let mut builder = request(http::Method::GET, path);
-        if let Some(token) = &token {
+        if !tokens.is_empty() {
+            let token = &tokens[n as usize % tokens.len()];
             builder = builder.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         builder.body(Full::new(Bytes::new())).unwrap()
@@ -443,15 +449,7 @@ pub async fn prepare(scenario: &Scenario, setup: &Setup) -> Result<RequestFactor
             for i in 0..AUTHENTICATE_USERS {
                 tokens.push(setup.token_for(&format!("bench-user-{i}")).await?);
             }
-            Arc::new(move |n| {
-                request(http::Method::GET, "/auth/authenticate")
-                    .header(
-                        http::header::AUTHORIZATION,
-                        format!("Bearer {}", tokens[n as usize % tokens.len()]),
-                    )
-                    .body(Full::new(Bytes::new()))
-                    .unwrap()
-            })
+            get_as("/auth/authenticate", tokens)
         }
         "login" | "login-no-access-log" => {
             // One account per connection or so: the per-username throttle (rightly) refuses
