@@ -187,7 +187,7 @@ async fn list_events(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiEr
         .is_some_and(|user| user.is_admin());
     let after = after.unwrap_or(0);
     let events = events::after(
-        &*db::connect().await?,
+        &*db::connect_for_long_reads().await?,
         after,
         limit.unwrap_or(100),
         show_actors,

@@ -43,7 +43,7 @@ pub async fn search(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiErr
         limit: limit.unwrap_or(DEFAULT_LIMIT),
         after,
     };
-    let page = search::search(&*db::connect().await?, query).await?;
+    let page = search::search(&*db::connect_for_long_reads().await?, query).await?;
     Ok(Reply::ok(&page))
 }
 

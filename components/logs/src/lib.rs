@@ -43,7 +43,7 @@ async fn verify(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> 
     require_admin(ctx).await?;
     ctx.query()?.finish(())?;
     let retention_days = config::parse::<i64>("log_retention_days", |d| *d > 0).await?;
-    let db = db::connect().await?;
+    let db = db::connect_for_long_reads().await?;
     // Sealing refuses to extend a chain whose recorded state was tampered with; the walk
     // below then says what is wrong, which is what the caller asked for.
     let sealed = logs::seal(&db, "logs", retention_days).await;

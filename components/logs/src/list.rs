@@ -236,7 +236,7 @@ fn conditions(filters: Filters, user_id: Option<String>) -> (String, Conditions)
 
 pub async fn list(ctx: &mut RequestCtx) -> Result<Reply, ApiError> {
     let filters = filters(ctx)?;
-    let db = db::connect().await?;
+    let db = db::connect_for_long_reads().await?;
     // A user id, or a username resolved to its current account (none: nothing matches).
     let user_id = match &filters.user {
         None => None,

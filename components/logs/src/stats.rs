@@ -150,7 +150,7 @@ async fn packed_counts(range: &Range) -> Result<Rows, ApiError> {
             .iter()
             .flat_map(|&(minute, from, to)| [minute, from, to].map(Param::Integer)),
     );
-    let rows = db::connect()
+    let rows = db::connect_for_long_reads()
         .await?
         .query(
             &format!(

@@ -267,7 +267,7 @@ mod component {
     async fn search(ctx: &mut RequestCtx, _: PathParams) -> Result<Reply, ApiError> {
         authenticate(ctx).await?;
         let request = search_request(ctx.json_body().await?)?;
-        let db = db::connect().await?;
+        let db = db::connect_for_long_reads().await?;
         index::update(&db).await?;
         let query = query_embedding(&request)?;
         let nearest = index::nearest(&query, request.k, &request.filter);

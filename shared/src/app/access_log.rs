@@ -164,7 +164,7 @@ async fn flush_pending(component: &'static str) {
 }
 
 async fn store_and_seal(component: &str, entries: &[Entry]) -> Result<(), crate::web::ApiError> {
-    let db = db::connect().await?;
+    let db = db::connect_for_long_reads().await?;
     let last = crate::platform::log::store(&db, entries).await?;
     let first = last - entries.len() as i64 + 1;
     if (first..=last).any(|id| id % SEAL_EVERY == 0) {

@@ -30,12 +30,26 @@
 //! journal, which SQLite otherwise spills to a new temporary file past 64 KiB. Measured under
 //! Spin with log batches inserted inside a transaction, that was a file created, written and
 //! deleted about once per batch (bench/RESULTS.md).
+//!
+//! Two ways to run a statement. Spin offers a streaming call (`execute-async`: the statement
+//! runs on a blocking thread and hands its rows over a channel and a stream) and a plain one
+//! (`execute`: all rows in one answer). Measured under Spin, a `SELECT 1` takes about 75 us by
+//! the plain call and 175 us by the streaming one, and a route's CPU falls accordingly
+//! (bench/RESULTS.md, "Plain calls for short reads"). But the plain call holds the instance's
+//! store until the statement ends, so none of the instance's other requests (up to 16) runs
+//! meanwhile. So it is used only where that wait is short and bounded: a `SELECT` (which in WAL
+//! mode never waits for another connection's lock) on Spin's embedded SQLite, on a connection
+//! lent by [`connect`]. Writes, which may wait for the write lock, everything on a libSQL server
+//! (a network round trip), and every statement on a connection from
+//! [`connect_for_long_reads`] (searches, the log's pages and counts) take the streaming call.
 
 use std::cell::RefCell;
 use std::ops::Deref;
 
 use anyhow::Context as _;
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Value;
+// The SDK's own bindings of `spin:sqlite`: its `Connection` offers only the streaming call.
+use spin_sdk::sqlite::wit::sqlite::Connection;
 
 /// Connections kept idle per instance; more are closed when returned.
 const MAX_IDLE: usize = 8;
@@ -236,6 +250,8 @@ pub struct Db {
     /// Whether the instance may keep it for later requests: on the embedded SQLite, not on a
     /// libSQL server (see the module documentation).
     poolable: bool,
+    /// Lent for statements that may run long: every statement takes the streaming call.
+    long_reads: std::cell::Cell<bool>,
 }
 
 thread_local! {
@@ -263,6 +279,7 @@ impl Drop for PooledDb {
         if db.broken.get() || !db.poolable {
             return;
         }
+        db.long_reads.set(false);
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
             if idle.len() < MAX_IDLE {
@@ -272,7 +289,9 @@ impl Drop for PooledDb {
     }
 }
 
-/// A connection of this instance's pool (or a new one, its schema brought up to date first).
+/// A connection of this instance's pool (or a new one, its schema brought up to date first),
+/// for statements that take little time: its `SELECT`s hold the instance while they run (see
+/// the module documentation).
 pub async fn connect() -> Result<PooledDb, DbError> {
     if let Some(db) = IDLE.with(|idle| idle.borrow_mut().pop()) {
         return Ok(PooledDb { db: Some(db) });
@@ -280,6 +299,14 @@ pub async fn connect() -> Result<PooledDb, DbError> {
     let db = Db::open().await?;
     crate::platform::migrations::ensure_schema(&db).await?;
     Ok(PooledDb { db: Some(db) })
+}
+
+/// A connection as [`connect`] lends it, for statements that may run long (a search, a scan,
+/// a large page): the instance's other requests go on while each of them runs.
+pub async fn connect_for_long_reads() -> Result<PooledDb, DbError> {
+    let db = connect().await?;
+    db.long_reads.set(true);
+    Ok(db)
 }
 
 /// Runs `work` inside `BEGIN IMMEDIATE` ... `COMMIT` on a connection of its own, rolling back
@@ -306,13 +333,14 @@ where
 impl Db {
     /// A new connection to the default database, its schema untouched.
     pub async fn open() -> Result<Self, DbError> {
-        let connection = Connection::open_default()
+        let connection = Connection::open_async("default".to_owned())
             .await
             .map_err(|error| DbError::new(OPENING, error))?;
         let mut db = Self {
             connection,
             broken: std::cell::Cell::new(false),
             poolable: false,
+            long_reads: std::cell::Cell::new(false),
         };
         // Per-connection settings; see the module documentation. A libSQL server refuses them,
         // which is how its connections are told apart.
@@ -342,25 +370,38 @@ impl Db {
         params: impl IntoIterator<Item = Value>,
     ) -> Result<Rows, DbError> {
         let context = || statement_summary(sql);
-        let result = self
-            .connection
-            .execute(sql, params)
-            .await
-            .map_err(|e| DbError::new(context(), e))?;
-        let columns = result.columns().to_vec();
-        let rows = result
-            .collect()
-            .await
-            .map_err(|e| DbError::new(context(), e))?;
+        let params: Vec<Value> = params.into_iter().collect();
+        let (columns, rows) = if self.takes_plain_call(sql) {
+            let result = self
+                .connection
+                .execute(sql, &params)
+                .map_err(|e| DbError::new(context(), e))?;
+            (result.columns, result.rows)
+        } else {
+            let (columns, rows, outcome) = self
+                .connection
+                .execute_async(sql.to_owned(), params)
+                .await
+                .map_err(|e| DbError::new(context(), e))?;
+            let rows = rows.collect().await;
+            outcome.await.map_err(|e| DbError::new(context(), e))?;
+            (columns, rows)
+        };
         Ok(Rows {
             columns,
             rows: rows.into_iter().map(|row| row.values).collect(),
         })
     }
 
+    /// Whether `sql` runs by the plain call, which holds the instance until it ends (see the
+    /// module documentation).
+    fn takes_plain_call(&self, sql: &str) -> bool {
+        self.poolable && !self.long_reads.get() && is_select(sql)
+    }
+
     /// Runs `sql` and returns its rows as `T`s, having SQLite pack them into one JSON array:
-    /// Spin streams query results row by row (a host round trip each), so a page of fifty rows
-    /// costs fifty round trips as rows and one as JSON. `fields` are the JSON keys with the SQL
+    /// Spin's streaming call hands rows over one by one (a host round trip each), so a page of
+    /// fifty rows costs fifty round trips as rows and one as JSON. `fields` are the JSON keys with the SQL
     /// expressions (over `sql`'s result columns) that fill them, and `order` re-states the
     /// query's order.
     pub async fn query_json<T: serde::de::DeserializeOwned>(
@@ -445,6 +486,13 @@ impl Db {
     pub async fn schema_version(&self) -> Result<i64, DbError> {
         self.query_integer("PRAGMA user_version", []).await
     }
+}
+
+/// Whether `sql` is a plain `SELECT`, which never writes (a `WITH` may front a write).
+fn is_select(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..6)
+        .is_some_and(|word| word.eq_ignore_ascii_case("SELECT"))
 }
 
 /// `SELECT json_group_array(json_object('key', expression, ...)) OVER (ORDER BY order ...)
@@ -541,6 +589,17 @@ mod tests {
         assert_eq!(raw_row_id(&rows[1]), Some(8));
         let no_id: RawRow = serde_json::from_str(r#"{"name":"x"}"#).unwrap();
         assert_eq!(raw_row_id(&no_id), None);
+    }
+
+    #[test]
+    fn only_plain_selects_are_recognised_as_reads() {
+        assert!(is_select("SELECT 1"));
+        assert!(is_select("\n   select id FROM users"));
+        assert!(!is_select("INSERT INTO t SELECT 1"));
+        assert!(!is_select("WITH x AS (SELECT 1) DELETE FROM t"));
+        assert!(!is_select("PRAGMA user_version"));
+        assert!(!is_select("SEL"));
+        assert!(!is_select("ßELECT 1"));
     }
 
     fn failure(message: &str) -> DbError {
