@@ -41,7 +41,9 @@
 //! mode never waits for another connection's lock) on Spin's embedded SQLite, on a connection
 //! lent by [`connect`]. Writes, which may wait for the write lock, everything on a libSQL server
 //! (a network round trip), and every statement on a connection from
-//! [`connect_for_long_reads`] (searches, the log's pages and counts) take the streaming call.
+//! [`connect_for_long_reads`] (searches, the log's pages, counts and flushes, the similarity
+//! index's loads) take the streaming call. The plain call also caps a whole answer at Spin's
+//! 128 MiB host buffer, where the streaming one caps each row.
 
 use std::cell::RefCell;
 use std::ops::Deref;
@@ -401,9 +403,9 @@ impl Db {
 
     /// Runs `sql` and returns its rows as `T`s, having SQLite pack them into one JSON array:
     /// Spin's streaming call hands rows over one by one (a host round trip each), so a page of
-    /// fifty rows costs fifty round trips as rows and one as JSON. `fields` are the JSON keys with the SQL
-    /// expressions (over `sql`'s result columns) that fill them, and `order` re-states the
-    /// query's order.
+    /// fifty rows costs fifty round trips as rows and one as JSON. `fields` are the JSON keys
+    /// with the SQL expressions (over `sql`'s result columns) that fill them, and `order`
+    /// re-states the query's order.
     pub async fn query_json<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
